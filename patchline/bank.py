@@ -1,0 +1,214 @@
+"""Memory banks on disk: `<root>/<line>/<version>/{index.faiss, bank.json}` and `<root>/<line>/CURRENT`.
+
+A bank is written into a hidden temporary folder and renamed into place, then CURRENT is
+replaced atomically, so a reader never sees a half-written bank. Nothing is pickled: the index
+is faiss's own format and the metadata is JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+import faiss
+import numpy as np
+
+from patchline import __version__
+from patchline.errors import BankError
+from patchline.scoring import patch_scores_from_distances
+
+FORMAT = "patchline-bank/1"
+INDEX_FILE = "index.faiss"
+META_FILE = "bank.json"
+CURRENT_FILE = "CURRENT"
+REQUIRED_FIELDS = (
+    "format", "line", "version", "backbone", "layers", "resize", "imagesize", "patchsize",
+    "embedding_dim", "grid", "n_patches", "index_sha256", "aggregation", "threshold",
+)
+# Fields a line's settings must agree on before its frames may be scored against the bank.
+COMPATIBILITY_FIELDS = ("backbone", "layers", "resize", "imagesize", "patchsize", "embedding_dim")
+_LINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_line_name(line: str) -> str:
+    """Return `line` if usable as a folder and MQTT topic level, else raise BankError."""
+    if not _LINE_NAME.match(line or ""):
+        raise BankError(
+            f"line name '{line}' is not allowed: use letters, digits, '_', '-' or '.', starting with a letter or digit."
+        )
+    return line
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Bank:
+    """A loaded bank: the faiss index of normal patch embeddings and its metadata."""
+
+    index: faiss.Index
+    meta: dict
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return self.meta["version"]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(self.meta["grid"])
+
+    def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch."""
+        n, h, w, d = embeddings.shape
+        if d != self.index.d:
+            raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
+        squared, _ = self.index.search(np.ascontiguousarray(embeddings.reshape(-1, d), dtype=np.float32), 1)
+        return patch_scores_from_distances(squared, (h, w))
+
+
+def new_version(line_dir: Path) -> str:
+    """A fresh version name: UTC time stamp, with a suffix if that name is taken."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name, n = stamp, 1
+    while (line_dir / name).exists():
+        n += 1
+        name = f"{stamp}-{n}"
+    return name
+
+
+def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping) -> Path:
+    """Write a new bank version for `line` and make it CURRENT.
+
+    patches: (M, D) float32 coreset embeddings. meta: the bank.json fields the caller knows
+    (settings, threshold, calibration, training-set facts); this adds format, line, version,
+    embedding_dim, n_patches, index_sha256, created and patchline_version.
+    Returns the new version folder.
+    """
+    check_line_name(line)
+    patches = np.ascontiguousarray(patches, dtype=np.float32)
+    line_dir = Path(root) / line
+    line_dir.mkdir(parents=True, exist_ok=True)
+    version = new_version(line_dir)
+    staging = Path(tempfile.mkdtemp(dir=line_dir, prefix=f".{version}."))
+    try:
+        index = faiss.IndexFlatL2(patches.shape[1])
+        index.add(patches)
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        full = dict(meta)
+        full.update(
+            format=FORMAT, line=line, version=version, embedding_dim=int(patches.shape[1]),
+            n_patches=int(patches.shape[0]), index_sha256=sha256_file(staging / INDEX_FILE),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            patchline_version=__version__,
+        )
+        (staging / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        os.rename(staging, line_dir / version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
+    return line_dir / version
+
+
+def current_version(root: Path, line: str) -> str:
+    """The version CURRENT names for `line`; BankError when the line has no bank."""
+    check_line_name(line)
+    current = Path(root) / line / CURRENT_FILE
+    try:
+        version = current.read_text().strip()
+    except FileNotFoundError:
+        raise BankError(f"line '{line}' has no bank under {root} (no {current}); train one with `patchline train`.") from None
+    if not version or "/" in version or version.startswith("."):
+        raise BankError(f"{current} does not name a bank version (it holds {version!r}).")
+    return version
+
+
+def read_meta(version_dir: Path) -> dict:
+    """Parse and check a version folder's bank.json; BankError naming the problem otherwise."""
+    meta_path = version_dir / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise BankError(f"bank {version_dir} has no {META_FILE}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BankError(f"{meta_path} is not valid JSON ({exc}); the bank is corrupt, retrain the line.") from None
+    if not isinstance(meta, dict):
+        raise BankError(f"{meta_path} does not hold a JSON object.")
+    missing = [f for f in REQUIRED_FIELDS if f not in meta]
+    if missing:
+        raise BankError(f"{meta_path} lacks the field '{missing[0]}'.")
+    if meta["format"] != FORMAT:
+        raise BankError(f"{meta_path} has format '{meta['format']}', this patchline reads '{FORMAT}'.")
+    return meta
+
+
+def check_compatible(meta: Mapping, expected: Mapping) -> None:
+    """Refuse a bank whose settings differ from what the caller will feed it.
+
+    expected: any of COMPATIBILITY_FIELDS (values compared after JSON normalisation, so tuples
+    equal lists). Raises BankError naming the first mismatching field.
+    """
+    for field in COMPATIBILITY_FIELDS:
+        if field not in expected or expected[field] is None:
+            continue
+        want = json.loads(json.dumps(expected[field]))
+        have = meta.get(field)
+        if have != want:
+            raise BankError(
+                f"bank {meta.get('line')}/{meta.get('version')} was built with {field} = {have!r} "
+                f"but this line uses {field} = {want!r}; retrain the bank or fix the settings."
+            )
+
+
+def load_bank(root: Path, line: str, version: str | None = None, expected: Mapping | None = None) -> Bank:
+    """Load `line`'s CURRENT (or the given) bank version, verified against its bank.json.
+
+    Checks the index file's sha256, vector count and dimension against bank.json, and `expected`
+    (see check_compatible). Raises BankError with one sentence on any problem.
+    """
+    version = version or current_version(root, line)
+    version_dir = Path(root) / line / version
+    if not version_dir.is_dir():
+        raise BankError(f"bank version {version_dir} does not exist.")
+    meta = read_meta(version_dir)
+    index_path = version_dir / INDEX_FILE
+    if not index_path.is_file():
+        raise BankError(f"bank {version_dir} has no {INDEX_FILE}.")
+    if sha256_file(index_path) != meta["index_sha256"]:
+        raise BankError(f"{index_path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
+    try:
+        index = faiss.read_index(str(index_path))
+    except RuntimeError as exc:
+        raise BankError(f"faiss cannot read {index_path}: {str(exc).splitlines()[0]}.") from None
+    if index.d != meta["embedding_dim"] or index.ntotal != meta["n_patches"]:
+        raise BankError(
+            f"{index_path} holds {index.ntotal} × {index.d} vectors but {META_FILE} says "
+            f"{meta['n_patches']} × {meta['embedding_dim']}."
+        )
+    if expected:
+        check_compatible(meta, expected)
+    return Bank(index=index, meta=meta, path=version_dir)

@@ -1,0 +1,272 @@
+"""The `patchline` command: one sub-command per job of DESIGN.md §1.
+
+Heavy imports (MindSpore, faiss) happen inside the commands, so `--help` and input errors are
+instant and the runtime commands never load MindSpore. Any PatchlineError ends the program with
+one sentence on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from patchline import __version__
+from patchline.errors import PatchlineError
+
+
+def default_banks() -> Path:
+    """Banks root: $PATCHLINE_BANKS or ./faiss-index-precision."""
+    return Path(os.environ.get("PATCHLINE_BANKS", "faiss-index-precision"))
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    parts = tuple(p for p in text.replace("+", ",").split(",") if p)
+    if not parts or any(p not in ("layer2", "layer3") for p in parts):
+        raise argparse.ArgumentTypeError(f"'{text}' is not layer2, layer3 or layer2,layer3")
+    return parts
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The seed's per-line flags; each overrides the YAML / default value when given."""
+    g = parser.add_argument_group("line settings (override the settings file)")
+    g.add_argument("--backbone", help="wide_resnet101_2 (default), wide_resnet50_2, efficientnet_lite0, mobilenet_v2")
+    g.add_argument("--weights", type=Path, help="backbone weights: MindSpore .ckpt or torchvision .pth")
+    g.add_argument("--random-weights", action="store_true", help="allow random backbone weights (speed tests only)")
+    g.add_argument("--layer", dest="layers", type=_layers, help="layer2, layer3 or layer2,layer3")
+    g.add_argument("--resize", type=int, help="shorter side after resizing, pixels")
+    g.add_argument("--imagesize", type=int, help="center-crop size, pixels")
+    g.add_argument("--patchsize", type=int, help="local neighbourhood of each patch (default 3)")
+    g.add_argument("--coreset", dest="coreset_ratio", type=float, help="coreset ratio, e.g. 0.01")
+    g.add_argument("--target-dim", type=int, help="reduce embeddings to this many channels")
+    g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
+    g.add_argument("--false-alarm-rate", type=float, help="target false-alarm rate of the threshold (default 0.01)")
+    g.add_argument("--batch-size", type=int, help="images per feature-extraction batch")
+    g.add_argument("--seed", type=int)
+
+
+def _overrides(args) -> dict:
+    names = ("backbone", "layers", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
+             "aggregation", "false_alarm_rate", "batch_size", "seed")
+    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if args.weights is not None:
+        out["weights"] = str(args.weights)
+    return out
+
+
+def _check_folder(path: Path | None, what: str) -> None:
+    if path is not None and not Path(path).is_dir():
+        raise PatchlineError(f"{what} {path} does not exist or is not a folder.")
+
+
+def _print_trained(result) -> None:
+    m = result.meta
+    print(f"line {m['line']}: bank {m['version']} with {m['n_patches']} × {m['embedding_dim']} patches "
+          f"from {m['training']['n_bank_images']} images ({m['training']['n_holdout_images']} held out) "
+          f"in {result.seconds:.1f} s; aggregation {m['aggregation']}, threshold {m['threshold']:.4f}")
+    print(f"  written to {result.bank_dir}")
+
+
+def cmd_train(args) -> int:
+    from patchline.datasets import MvtecCategory, good_images
+    from patchline.settings import LineSettings, load_category_table, validate
+
+    if (args.category is None) == (args.images is None):
+        raise PatchlineError("give either a CATEGORY with --dataset, or --line NAME with --images FOLDER.")
+    if args.category is not None:
+        if args.dataset is None:
+            raise PatchlineError(f"training category '{args.category}' needs --dataset (the MVTec AD root folder).")
+        _check_folder(args.dataset, "dataset folder")
+        base = load_category_table(args.config).get(args.category)
+        category = MvtecCategory(args.dataset, args.category).check()
+        items = category.train_images()
+        settings = base.replace(**_overrides(args), line=args.line or args.category)
+    else:
+        if not args.line:
+            raise PatchlineError("training from --images needs --line NAME (the product line's bank name).")
+        items = good_images(args.images)
+        settings = validate(LineSettings(line=args.line)).replace(**_overrides(args))
+    return _train_one(settings, items, args)
+
+
+def _train_one(settings, items, args, extractor_cache: dict | None = None):
+    from patchline.bank import check_line_name
+    from patchline.training.backbone import load_extractor
+    from patchline.training.train import build_bank
+
+    check_line_name(settings.line)
+    key = (settings.backbone, settings.layers, settings.weights)
+    cache = extractor_cache if extractor_cache is not None else {}
+    if key not in cache:
+        cache[key] = load_extractor(settings.backbone, settings.layers,
+                                    Path(settings.weights) if settings.weights else None, args.random_weights)
+    extractor, facts = cache[key]
+    result = build_bank(settings, items, args.banks, extractor, facts, progress=not args.quiet)
+    _print_trained(result)
+    return 0
+
+
+def cmd_train_all(args) -> int:
+    from patchline.datasets import MvtecCategory, mvtec_categories
+    from patchline.settings import load_category_table
+
+    table = load_category_table(args.config)
+    present = mvtec_categories(args.dataset)
+    names = args.category or [c for c in present if c in table.categories]
+    if not names:
+        raise PatchlineError(f"no category of {args.config} is present in {args.dataset}.")
+    cache: dict = {}
+    for name in names:
+        settings = table.get(name).replace(**_overrides(args))
+        items = MvtecCategory(args.dataset, name).check().train_images()
+        _train_one(settings, items, args, cache)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from patchline.bank import load_bank
+    from patchline.datasets import MvtecCategory, mvtec_categories
+    from patchline.evaluate import evaluate_category, summary_table, write_reports
+    from patchline.settings import settings_from_mapping
+    from patchline.training.backbone import load_extractor
+
+    names = args.category or mvtec_categories(args.dataset)
+    rows, cache = [], {}
+    for name in names:
+        category = MvtecCategory(args.dataset, name).check()
+        bank = load_bank(args.banks, args.line or name)
+        m = bank.meta
+        settings = settings_from_mapping({
+            "line": m["line"], "backbone": m["backbone"], "layers": m["layers"], "resize": m["resize"],
+            "imagesize": m["imagesize"], "patchsize": m["patchsize"], "target_dim": m.get("target_dim"),
+            "aggregation": m["aggregation"]})
+        weights = args.weights
+        key = (settings.backbone, settings.layers, weights)
+        if key not in cache:
+            cache[key] = load_extractor(settings.backbone, settings.layers, weights, args.random_weights)
+        extractor, facts = cache[key]
+        if facts["sha256"] != m.get("weights", {}).get("sha256"):
+            raise PatchlineError(
+                f"bank {m['line']}/{m['version']} was built with weights {m.get('weights', {}).get('file')} "
+                f"but evaluation would use {facts['file']}; pass the same --weights.")
+        rows.append(evaluate_category(category, bank, extractor, settings, args.out, args.overlays, not args.quiet))
+    csv_path, md_path = write_reports(rows, args.out)
+    print(summary_table(rows))
+    print(f"wrote {csv_path}, {md_path} and overlays under {args.out}/<category>/overlays")
+    return 0
+
+
+def cmd_convert_weights(args) -> int:
+    from patchline.models.convert import convert_weights
+
+    summary = convert_weights(args.source, args.output, args.backbone)
+    print(f"converted {summary.get('tensors', '?')} tensors of {args.backbone} into {args.output}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from patchline.models.export import export_models
+    from patchline.models.registry import backbone_spec
+    from patchline.models.weights import resolve_weights
+
+    spec = backbone_spec(args.backbone)
+    weights = args.weights
+    if weights is None and not spec.packaged_weights and not args.random_weights:
+        raise PatchlineError(f"backbone {args.backbone} needs --weights FILE (or --random-weights for speed tests).")
+    ckpt = resolve_weights(args.backbone, weights, args.out) if (weights or spec.packaged_weights) else None
+    paths = export_models(args.backbone, ckpt, args.imagesize, args.out)
+    for name, path in sorted(paths.items()):
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from patchline.demo import run_demo
+
+    return run_demo(Path(args.out), quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every sub-command."""
+    from patchline.models.convert import DOWNLOAD_HELP
+
+    parser = argparse.ArgumentParser(prog="patchline", description="PatchCore defect detection for production lines.")
+    parser.add_argument("--version", action="version", version=f"patchline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p):
+        p.add_argument("--banks", type=Path, default=default_banks(), help="banks root (default ./faiss-index-precision)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")
+    p.add_argument("category", nargs="?", help="MVTec AD category (with --dataset)")
+    p.add_argument("--dataset", type=Path, help="MVTec AD root folder")
+    p.add_argument("--config", type=Path, default=Path("configs/mvtec.yaml"), help="per-category settings file")
+    p.add_argument("--line", help="product line name (bank name); defaults to the category")
+    p.add_argument("--images", type=Path, help="folder of good images of the line")
+    common(p)
+    _settings_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-all", help="build a bank for every category of an MVTec-layout dataset")
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=Path("configs/mvtec.yaml"))
+    p.add_argument("--category", action="append", help="only these categories (repeatable)")
+    common(p)
+    _settings_flags(p)
+    p.set_defaults(func=cmd_train_all, line=None)
+
+    p = sub.add_parser("evaluate", help="score MVTec-layout test sets against their banks; CSV + Markdown + overlays")
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--category", action="append", help="only these categories (repeatable)")
+    p.add_argument("--line", help="bank name when it differs from the category")
+    p.add_argument("--weights", type=Path, help="backbone weights the banks were built with")
+    p.add_argument("--random-weights", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("results"), help="report folder (default ./results)")
+    p.add_argument("--overlays", type=int, default=6, help="heat-map overlays per category")
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("convert-weights", help="torchvision .pth → MindSpore .ckpt (the seed's pthtockpt)",
+                       description="Convert PyTorch weights to a MindSpore checkpoint, strictly.",
+                       epilog=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, help=".pth file")
+    p.add_argument("output", type=Path, help=".ckpt file to write")
+    p.add_argument("--backbone", required=True)
+    p.set_defaults(func=cmd_convert_weights)
+
+    p = sub.add_parser("export", help="export the split layer2 / layer3 models (ONNX + MINDIR)")
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--imagesize", type=int, required=True)
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--random-weights", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")
+    p.add_argument("--out", default="demo-output")
+    p.add_argument("--quick", action="store_true", help="fewer images, for a fast look")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, turn user errors into one sentence and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        for name in ("dataset", "images"):
+            if getattr(args, name, None) is not None:
+                _check_folder(getattr(args, name), "folder" if name == "images" else "dataset folder")
+        return args.func(args)
+    except PatchlineError as exc:
+        print(f"patchline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"patchline {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

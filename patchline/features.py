@@ -1,0 +1,55 @@
+"""Images → patch embeddings, batch by batch: preprocess, backbone features, `embed`.
+
+The extractor is any callable taking (N, 3, S, S) float32 normalized images and returning a dict
+layer name → (N, C, h, w) float32 features: the MindSpore backbone for training, the exported
+ONNX models in the pipeline. Everything after the extractor is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from patchline.embed import embed
+from patchline.preprocess import load_image, preprocess, to_rgb
+from patchline.settings import LineSettings
+
+Extractor = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+ImageItem = Union[str, Path, np.ndarray]
+
+
+def as_image(item: ImageItem) -> np.ndarray:
+    """A file path or an in-memory image → (H, W, 3) uint8 RGB."""
+    if isinstance(item, np.ndarray):
+        return to_rgb(item)
+    return load_image(item)
+
+
+def embed_images(images: np.ndarray, extractor: Extractor, settings: LineSettings) -> np.ndarray:
+    """(N, 3, S, S) float32 network input → (N, h, w, D) float32 patch embeddings."""
+    features = extractor(images)
+    return embed(features, settings.layers, settings.patchsize, settings.target_dim)
+
+
+def iter_embeddings(
+    items: Sequence[ImageItem],
+    extractor: Extractor,
+    settings: LineSettings,
+    progress: str | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first item index, (n, h, w, D) float32 embeddings) per batch of `settings.batch_size`.
+
+    progress: a tqdm description, or None for no progress bar.
+    """
+    bar = tqdm(total=len(items), desc=progress, unit="img", disable=progress is None, leave=False)
+    try:
+        for start in range(0, len(items), settings.batch_size):
+            chunk = items[start : start + settings.batch_size]
+            batch = np.stack([preprocess(as_image(i), settings.resize, settings.imagesize) for i in chunk])
+            yield start, embed_images(batch, extractor, settings)
+            bar.update(len(chunk))
+    finally:
+        bar.close()

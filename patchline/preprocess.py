@@ -1,0 +1,118 @@
+"""Image loading and the resize → center-crop → normalize chain shared by training and the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from patchline.errors import PatchlineError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def decode_image(data: bytes, source: str = "frame") -> np.ndarray:
+    """Decode encoded image bytes (PNG/JPEG/BMP/TIFF) to (H, W, 3) uint8 RGB.
+
+    Raises PatchlineError naming `source` when the bytes are not a decodable image.
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if image is None:
+        raise PatchlineError(f"{source} is not a readable image (empty, truncated or unknown format).")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; grayscale files are replicated to 3 channels."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PatchlineError(f"cannot read image {path}: {exc.strerror or exc}.") from None
+    return decode_image(data, source=f"image {path}")
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Return (H, W, 3) uint8 from (H, W) gray or (H, W, 3) RGB input."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise PatchlineError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}.")
+
+
+def resize_shorter_side(image: np.ndarray, resize: int) -> np.ndarray:
+    """Resize (H, W, C) so its shorter side is `resize` pixels, keeping the aspect ratio.
+
+    Shrinking uses area interpolation (no aliasing), enlarging uses bilinear.
+    """
+    h, w = image.shape[:2]
+    scale = resize / min(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    if (new_h, new_w) == (h, w):
+        return image
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Cut the central size × size window of (H, W, C); the image must be at least that large."""
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        raise PatchlineError(f"image of {w}×{h} pixels is smaller than the {size}-pixel crop.")
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (3, H, W) float32 with ImageNet mean/std."""
+    x = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    x -= IMAGENET_MEAN
+    x /= IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def preprocess(image: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 → (3, imagesize, imagesize) float32 network input."""
+    return normalize(center_crop(resize_shorter_side(to_rgb(image), resize), imagesize))
+
+
+def crop_box(frame_shape: tuple[int, int], resize: int, imagesize: int) -> tuple[float, float, float]:
+    """Where the crop sits in the original frame: (x0, y0, scale) with frame = crop * scale + offset.
+
+    Takes the frame's (H, W); returns the crop's top-left corner in frame pixels and the frame
+    pixels per crop pixel, so anomaly-map coordinates can be reported in frame pixels.
+    """
+    h, w = frame_shape
+    scale = resize / min(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    left, top = (new_w - imagesize) // 2, (new_h - imagesize) // 2
+    sx = w / new_w
+    return left * sx, top * (h / new_h), sx
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder` (sorted by name), by suffix; [] when there are none."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def mask_to_crop(mask: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
+    """(H, W) ground-truth mask → (imagesize, imagesize) bool, resized and cropped like the image."""
+    h, w = mask.shape[:2]
+    scale = resize / min(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(mask.astype(np.uint8), (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+    return center_crop(resized[:, :, None], imagesize)[:, :, 0] > 0
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """Read a ground-truth mask PNG as (H, W) bool (non-zero = defect)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise PatchlineError(f"cannot read mask {path}.")
+    return mask > 0

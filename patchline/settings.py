@@ -1,0 +1,140 @@
+"""A product line's settings, validated once where they enter (YAML file or command line)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from patchline.errors import ConfigError
+from patchline.scoring import check_aggregation
+
+LAYERS = ("layer2", "layer3")
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """Everything that decides how a line's bank is built and how its frames are scored."""
+
+    line: str
+    backbone: str = "wide_resnet101_2"
+    weights: str | None = None
+    layers: tuple[str, ...] = ("layer2",)
+    resize: int = 256
+    imagesize: int = 224
+    patchsize: int = 3
+    coreset_ratio: float = 0.01
+    target_dim: int | None = None
+    aggregation: str = "auto"
+    false_alarm_rate: float = 0.01
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    batch_size: int = 8
+
+    def replace(self, **changes: Any) -> "LineSettings":
+        """A copy with `changes` applied (None values are ignored), validated again."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return validate(dataclasses.replace(self, **changes))
+
+    def model_fields(self) -> dict:
+        """The fields a bank must match before it may score this line's frames."""
+        return {"backbone": self.backbone, "layers": list(self.layers), "resize": self.resize,
+                "imagesize": self.imagesize, "patchsize": self.patchsize}
+
+
+def _positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{where}{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def validate(settings: LineSettings, where: str = "") -> LineSettings:
+    """Check every field; raise ConfigError naming the first bad one. Returns the settings."""
+    s = settings
+    if not isinstance(s.line, str) or not s.line:
+        raise ConfigError(f"{where}line must be a non-empty name.")
+    if not isinstance(s.backbone, str) or not s.backbone:
+        raise ConfigError(f"{where}backbone must be a backbone name, got {s.backbone!r}.")
+    layers = tuple(s.layers) if isinstance(s.layers, (list, tuple)) else (s.layers,)
+    if not layers or any(layer not in LAYERS for layer in layers) or len(set(layers)) != len(layers):
+        raise ConfigError(f"{where}layers must be layer2, layer3 or both, got {list(layers)!r}.")
+    object.__setattr__(s, "layers", tuple(sorted(layers)))
+    for name in ("resize", "imagesize", "patchsize", "batch_size"):
+        _positive_int(getattr(s, name), name, where)
+    if s.imagesize > s.resize:
+        raise ConfigError(
+            f"{where}imagesize ({s.imagesize}) is larger than resize ({s.resize}): the center crop must fit inside the resized image."
+        )
+    if s.imagesize < 32:
+        raise ConfigError(f"{where}imagesize must be at least 32 pixels, got {s.imagesize}.")
+    if s.patchsize % 2 == 0:
+        raise ConfigError(f"{where}patchsize must be odd (3 is the usual choice), got {s.patchsize}.")
+    if s.target_dim is not None:
+        _positive_int(s.target_dim, "target_dim", where)
+    if isinstance(s.coreset_ratio, bool) or not isinstance(s.coreset_ratio, (int, float)) or not 0 < s.coreset_ratio <= 1:
+        raise ConfigError(f"{where}coreset_ratio must be in (0, 1], got {s.coreset_ratio!r}.")
+    if not isinstance(s.false_alarm_rate, (int, float)) or not 0 < s.false_alarm_rate < 1:
+        raise ConfigError(f"{where}false_alarm_rate must be in (0, 1), got {s.false_alarm_rate!r}.")
+    if not isinstance(s.holdout_fraction, (int, float)) or not 0 < s.holdout_fraction < 1:
+        raise ConfigError(f"{where}holdout_fraction must be in (0, 1), got {s.holdout_fraction!r}.")
+    if s.aggregation != "auto":
+        try:
+            check_aggregation(s.aggregation)
+        except ValueError as exc:
+            raise ConfigError(f"{where}aggregation: {exc}.") from None
+    return s
+
+
+FIELDS = {f.name for f in dataclasses.fields(LineSettings)}
+
+
+def settings_from_mapping(values: Mapping[str, Any], where: str = "") -> LineSettings:
+    """Build LineSettings from a YAML/JSON mapping; unknown keys are errors naming the key."""
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}unknown setting '{unknown[0]}'; known settings: {', '.join(sorted(FIELDS))}.")
+    values = dict(values)
+    if "layers" in values and isinstance(values["layers"], str):
+        values["layers"] = (values["layers"],)
+    return validate(LineSettings(**values), where)
+
+
+@dataclass(frozen=True)
+class CategoryTable:
+    """A dataset's per-category settings file (e.g. configs/mvtec.yaml)."""
+
+    path: Path
+    categories: dict[str, LineSettings] = field(default_factory=dict)
+
+    def get(self, category: str) -> LineSettings:
+        if category not in self.categories:
+            raise ConfigError(
+                f"unknown category '{category}' in {self.path}; known: {', '.join(sorted(self.categories))}."
+            )
+        return self.categories[category]
+
+
+def load_category_table(path: str | Path) -> CategoryTable:
+    """Read a YAML file with `defaults:` and `categories: {name: {overrides}}` into LineSettings."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path} does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}.") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("categories"), dict):
+        raise ConfigError(f"{path} must hold a mapping with a 'categories' mapping.")
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: defaults must be a mapping.")
+    table = {}
+    for name, overrides in raw["categories"].items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(f"{path}: categories.{name} must be a mapping.")
+        merged = {**defaults, **(overrides or {}), "line": str(name)}
+        table[str(name)] = settings_from_mapping(merged, where=f"{path}: categories.{name}.")
+    return CategoryTable(path=path, categories=table)

@@ -1,0 +1,146 @@
+"""Build one product line's bank: embeddings of good images → coreset → faiss bank + calibration."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from patchline.bank import Bank, read_meta, sha256_file, write_bank
+from patchline.calibration import calibrate, holdout_split, synthetic_defects
+from patchline.coreset import RandomProjection, greedy_k_center
+from patchline.errors import PatchlineError
+from patchline.features import Extractor, ImageItem, as_image, iter_embeddings
+from patchline.settings import LineSettings
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the bank folder and the facts worth printing."""
+
+    bank_dir: Path
+    meta: dict
+    seconds: float
+
+
+def image_list_sha256(items: Sequence[ImageItem]) -> str:
+    """Hash identifying a training set: file names for paths, pixel bytes for arrays."""
+    digest = hashlib.sha256()
+    for item in items:
+        if isinstance(item, np.ndarray):
+            digest.update(hashlib.sha256(np.ascontiguousarray(item).tobytes()).digest())
+        else:
+            digest.update(Path(item).name.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def collect_embeddings(
+    items: Sequence[ImageItem], extractor: Extractor, settings: LineSettings, work_dir: Path, progress: bool
+) -> tuple[np.memmap, np.ndarray, tuple[int, int]]:
+    """Embed every image into a disk-backed (P, D) float32 matrix and its (P, 128) projection.
+
+    Only the projection lives in RAM, so the full bank is never held twice in memory.
+    Returns (embeddings memmap, projected array, patch grid (h, w)).
+    """
+    matrix = projected = projection = None
+    grid = None
+    for start, emb in iter_embeddings(items, extractor, settings, progress="features" if progress else None):
+        n, h, w, d = emb.shape
+        if matrix is None:
+            grid = (h, w)
+            total = len(items) * h * w
+            matrix = np.lib.format.open_memmap(work_dir / "embeddings.npy", mode="w+", dtype=np.float32, shape=(total, d))
+            projection = RandomProjection(d, 128, seed=settings.seed)
+            projected = np.empty((total, projection(emb[:1, 0, 0, :]).shape[1]), dtype=np.float32)
+        rows = slice(start * h * w, (start + n) * h * w)
+        flat = emb.reshape(-1, d)
+        matrix[rows] = flat
+        projected[rows] = projection(flat)
+    return matrix, projected, grid
+
+
+def score_images(items: Sequence[ImageItem], index: faiss.Index, extractor: Extractor, settings: LineSettings) -> np.ndarray:
+    """Patch scores (N, h, w) float32 of images against an in-memory index."""
+    bank = Bank(index=index, meta={}, path=Path("<in memory>"))
+    return np.concatenate([bank.patch_scores(emb) for _, emb in iter_embeddings(items, extractor, settings)])
+
+
+def build_bank(
+    settings: LineSettings,
+    items: Sequence[ImageItem],
+    banks_root: Path,
+    extractor: Extractor,
+    weights_info: dict | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `settings.line`'s bank from good images and make it the line's CURRENT version.
+
+    items: good images (file paths or (H, W[, 3]) uint8 arrays). A part (settings.holdout_fraction)
+    is held out of the bank to calibrate threshold and aggregation (calibration.py).
+    weights_info: facts about the backbone weights recorded in bank.json (path, sha256, source).
+    """
+    began = time.perf_counter()
+    items = list(items)
+    fit_idx, hold_idx = holdout_split(len(items), settings.holdout_fraction, settings.seed)
+    fit_items = [items[i] for i in fit_idx]
+    hold_items = [items[i] for i in hold_idx]
+    line_dir = Path(banks_root) / settings.line
+    line_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(dir=line_dir, prefix=".work-"))
+    try:
+        matrix, projected, grid = collect_embeddings(fit_items, extractor, settings, work_dir, progress)
+        n_select = max(1, int(round(settings.coreset_ratio * matrix.shape[0])))
+        start = int(np.random.default_rng(settings.seed).integers(matrix.shape[0]))
+        chosen = np.sort(greedy_k_center(projected, n_select, start=start, progress=progress))
+        del projected
+        patches = np.ascontiguousarray(matrix[chosen])
+        del matrix
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    index = faiss.IndexFlatL2(patches.shape[1])
+    index.add(patches)
+    hold_images = [as_image(i) for i in hold_items]
+    normal_scores = score_images(hold_images, index, extractor, settings)
+    defect_scores = score_images(synthetic_defects(hold_images, settings.seed), index, extractor, settings)
+    calibration = calibrate(normal_scores, defect_scores, settings.aggregation, settings.false_alarm_rate, settings.imagesize)
+
+    meta = {
+        **settings.model_fields(),
+        "target_dim": settings.target_dim,
+        "grid": list(grid),
+        "coreset_ratio": settings.coreset_ratio,
+        "seed": settings.seed,
+        "weights": weights_info or {},
+        "training": {
+            "n_images": len(items),
+            "n_bank_images": len(fit_items),
+            "n_holdout_images": len(hold_items),
+            "image_list_sha256": image_list_sha256(items),
+            "n_patches_before_coreset": int(len(fit_items) * grid[0] * grid[1]),
+        },
+        "models": {},
+        **calibration,
+    }
+    bank_dir = write_bank(banks_root, settings.line, patches, meta)
+    return TrainResult(bank_dir=bank_dir, meta=read_meta(bank_dir), seconds=time.perf_counter() - began)
+
+
+def weights_facts(path: Path | None, source: str) -> dict:
+    """bank.json's record of the backbone weights: file name, sha256 and where they came from."""
+    if path is None:
+        return {"file": None, "sha256": None, "source": source}
+    return {"file": Path(path).name, "sha256": sha256_file(Path(path)), "source": source}
+
+
+def require_items(items: Sequence[ImageItem], what: str) -> None:
+    """PatchlineError when a training set is empty."""
+    if not items:
+        raise PatchlineError(f"{what} holds no images to train on.")
