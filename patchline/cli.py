@@ -21,6 +21,15 @@ def default_banks() -> Path:
     return Path(os.environ.get("PATCHLINE_BANKS", "faiss-index-precision"))
 
 
+def default_config(name: str) -> Path:
+    """configs/<name> in the working directory, else the one shipped beside the package source."""
+    local = Path("configs") / name
+    if local.is_file():
+        return local
+    shipped = Path(__file__).resolve().parents[1] / "configs" / name
+    return shipped if shipped.is_file() else local
+
+
 def _layers(text: str) -> tuple[str, ...]:
     parts = tuple(p for p in text.replace("+", ",").split(",") if p)
     if not parts or any(p not in ("layer2", "layer3") for p in parts):
@@ -92,10 +101,13 @@ def cmd_train(args) -> int:
 
 def _train_one(settings, items, args, extractor_cache: dict | None = None):
     from patchline.bank import check_line_name
+    from patchline.calibration import MIN_IMAGES
     from patchline.training.backbone import load_extractor
     from patchline.training.train import build_bank
 
     check_line_name(settings.line)
+    if len(items) < MIN_IMAGES:  # before loading the backbone: fail fast on a too-small set
+        raise PatchlineError(f"a line needs at least {MIN_IMAGES} good images to build and calibrate a bank, got {len(items)}.")
     key = (settings.backbone, settings.layers, settings.weights)
     cache = extractor_cache if extractor_cache is not None else {}
     if key not in cache:
@@ -202,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")
     p.add_argument("category", nargs="?", help="MVTec AD category (with --dataset)")
     p.add_argument("--dataset", type=Path, help="MVTec AD root folder")
-    p.add_argument("--config", type=Path, default=Path("configs/mvtec.yaml"), help="per-category settings file")
+    p.add_argument("--config", type=Path, default=default_config("mvtec.yaml"), help="per-category settings file (default configs/mvtec.yaml)")
     p.add_argument("--line", help="product line name (bank name); defaults to the category")
     p.add_argument("--images", type=Path, help="folder of good images of the line")
     common(p)
@@ -211,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-all", help="build a bank for every category of an MVTec-layout dataset")
     p.add_argument("--dataset", type=Path, required=True)
-    p.add_argument("--config", type=Path, default=Path("configs/mvtec.yaml"))
+    p.add_argument("--config", type=Path, default=default_config("mvtec.yaml"))
     p.add_argument("--category", action="append", help="only these categories (repeatable)")
     common(p)
     _settings_flags(p)

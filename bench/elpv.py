@@ -1,0 +1,114 @@
+"""ELPV benchmark (DATA.md protocol): image AUROC per aggregation, the leak-free choice, cost.
+
+For each cell type (mono, poly): train an EfficientNet-Lite0 bank on the protocol's training
+normals with configs/elpv.yaml (threshold and aggregation chosen from held-out training normals
+and synthetic defects only), then score the test normals and test defects (proba == 1).
+Each cell type runs in its own process so peak RSS is its own. Prints a Markdown table.
+
+    python bench/elpv.py [--cell-types mono,poly] [--coreset 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(cell_type: str, coreset: float | None) -> dict:
+    """Train + score one cell type in this process; return the measurements."""
+    import numpy as np
+
+    from patchline.bank import Bank
+    from patchline.datasets import elpv_split
+    from patchline.features import iter_embeddings
+    from patchline.metrics import auroc
+    from patchline.scoring import AGGREGATIONS, aggregate_all
+    from patchline.settings import load_category_table
+    from patchline.training.backbone import load_extractor
+    from patchline.training.train import build_bank
+
+    settings = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{cell_type}")
+    if coreset:
+        settings = settings.replace(coreset_ratio=coreset)
+    split = elpv_split(cell_type)
+    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
+    with tempfile.TemporaryDirectory() as banks:
+        began = time.perf_counter()
+        result = build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
+        train_s = time.perf_counter() - began
+        index_bytes = (result.bank_dir / "index.faiss").stat().st_size
+        from patchline.bank import load_bank
+
+        bank: Bank = load_bank(Path(banks), settings.line)
+        test = list(split.test_normal) + list(split.test_defect)
+        labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
+        began = time.perf_counter()
+        patch_scores = np.concatenate([bank.patch_scores(e) for _, e in iter_embeddings(test, extractor, settings)])
+        score_s = time.perf_counter() - began
+    scores = aggregate_all(patch_scores)
+    chosen = result.meta["aggregation"]
+    flagged = scores[chosen] > result.meta["threshold"]
+    return {
+        "cell_type": cell_type, "n_train": len(split.train), "n_test_normal": len(split.test_normal),
+        "n_test_defect": len(split.test_defect), "auroc": {a: auroc(labels, scores[a]) for a in AGGREGATIONS},
+        "chosen": chosen, "chosen_auroc": auroc(labels, scores[chosen]), "train_s": train_s,
+        "score_ms_per_image": 1000 * score_s / len(test),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bank_patches": result.meta["n_patches"], "bank_dim": result.meta["embedding_dim"],
+        "bank_mib": index_bytes / 2**20, "test_far": float(flagged[labels == 0].mean()),
+        "test_miss": float((~flagged[labels == 1]).mean()), "coreset_ratio": settings.coreset_ratio,
+        "imagesize": settings.imagesize, "layers": "+".join(settings.layers),
+    }
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one column per cell type, one row per aggregation and per cost figure."""
+    from patchline.scoring import AGGREGATIONS
+
+    head = "| | " + " | ".join(r["cell_type"] for r in results) + " |"
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+    for a in AGGREGATIONS:
+        lines.append(f"| image AUROC {a} | " + " | ".join(f"{r['auroc'][a]:.4f}" for r in results) + " |")
+    rows = [
+        ("**chosen (normals only)**", lambda r: f"**{r['chosen']}: {r['chosen_auroc']:.4f}**"),
+        ("test false-alarm / miss at threshold", lambda r: f"{r['test_far']:.3f} / {r['test_miss']:.3f}"),
+        ("train images / test normal / test defect", lambda r: f"{r['n_train']} / {r['n_test_normal']} / {r['n_test_defect']}"),
+        ("train time (s)", lambda r: f"{r['train_s']:.1f}"),
+        ("scoring (ms / image)", lambda r: f"{r['score_ms_per_image']:.1f}"),
+        ("peak RSS (MiB)", lambda r: f"{r['peak_rss_mib']:.0f}"),
+        ("bank (patches × dim, MiB)", lambda r: f"{r['bank_patches']} × {r['bank_dim']}, {r['bank_mib']:.1f}"),
+        ("settings", lambda r: f"{r['imagesize']} px, {r['layers']}, coreset {r['coreset_ratio']}"),
+    ]
+    for name, cell in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cell-types", default="mono,poly")
+    parser.add_argument("--coreset", type=float, help="override the coreset ratio of configs/elpv.yaml")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.coreset)))
+        return
+    results = []
+    for cell_type in args.cell_types.split(","):
+        cmd = [sys.executable, __file__, "--one", cell_type] + (["--coreset", str(args.coreset)] if args.coreset else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"{cell_type}: done in {results[-1]['train_s']:.0f} s of training", file=sys.stderr)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Banks on disk: round trip, atomic CURRENT, refusal of mismatched, corrupt or half-written banks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from patchline.bank import CURRENT_FILE, load_bank, write_bank
+from patchline.errors import BankError
+
+META = {"backbone": "efficientnet_lite0", "layers": ["layer2", "layer3"], "resize": 256, "imagesize": 224,
+        "patchsize": 3, "grid": [4, 4], "aggregation": "max", "threshold": 1.5}
+
+
+@pytest.fixture
+def patches():
+    return np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
+
+
+def test_a_written_bank_loads_back_and_scores_its_own_patches_as_zero(tmp_path, patches):
+    version_dir = write_bank(tmp_path, "bottle", patches, META)
+    bank = load_bank(tmp_path, "bottle", expected={"backbone": "efficientnet_lite0", "layers": ("layer2", "layer3")})
+    assert bank.path == version_dir and bank.version == version_dir.name
+    assert (tmp_path / "bottle" / CURRENT_FILE).read_text().strip() == bank.version
+    scores = bank.patch_scores(patches[:16].reshape(1, 4, 4, 16))
+    assert scores.shape == (1, 4, 4) and np.allclose(scores, 0.0, atol=1e-3)
+    shifted = bank.patch_scores((patches[:16] + 1.0).reshape(1, 4, 4, 16))
+    assert (shifted > 0.5).all()
+    meta = json.loads((version_dir / "bank.json").read_text())
+    assert meta["n_patches"] == 50 and meta["embedding_dim"] == 16 and meta["line"] == "bottle"
+    assert {p.name for p in version_dir.iterdir()} == {"index.faiss", "bank.json"}
+
+
+def test_a_new_version_becomes_current_and_old_versions_stay_loadable(tmp_path, patches):
+    first = write_bank(tmp_path, "line-a", patches, META)
+    second = write_bank(tmp_path, "line-a", patches[:10], META)
+    assert first.name != second.name
+    assert load_bank(tmp_path, "line-a").version == second.name
+    assert load_bank(tmp_path, "line-a", version=first.name).index.ntotal == 50
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("backbone", "wide_resnet101_2", "backbone"),
+    ("imagesize", 320, "imagesize"),
+    ("layers", ["layer2"], "layers"),
+])
+def test_a_bank_built_with_other_settings_is_refused_naming_the_field(tmp_path, patches, field, value, message):
+    write_bank(tmp_path, "bottle", patches, META)
+    with pytest.raises(BankError, match=f"built with {message} = "):
+        load_bank(tmp_path, "bottle", expected={field: value})
+
+
+def test_a_truncated_index_is_refused(tmp_path, patches):
+    version_dir = write_bank(tmp_path, "bottle", patches, META)
+    index = version_dir / "index.faiss"
+    index.write_bytes(index.read_bytes()[:100])
+    with pytest.raises(BankError, match="damaged or half-written"):
+        load_bank(tmp_path, "bottle")
+
+
+def test_bank_json_problems_are_named(tmp_path, patches):
+    version_dir = write_bank(tmp_path, "bottle", patches, META)
+    meta_path = version_dir / "bank.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text("{not json")
+    with pytest.raises(BankError, match="not valid JSON"):
+        load_bank(tmp_path, "bottle")
+    del meta["threshold"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BankError, match="lacks the field 'threshold'"):
+        load_bank(tmp_path, "bottle")
+
+
+def test_missing_bank_and_leftover_staging_folders(tmp_path, patches):
+    with pytest.raises(BankError, match="has no bank"):
+        load_bank(tmp_path, "nothing")
+    version_dir = write_bank(tmp_path, "bottle", patches, META)
+    # A crashed writer leaves only a hidden staging folder; CURRENT still names the complete bank.
+    (tmp_path / "bottle" / ".20990101T000000Z.abc").mkdir()
+    assert load_bank(tmp_path, "bottle").path == version_dir
+    (tmp_path / "bottle" / CURRENT_FILE).write_text("../../etc\n")
+    with pytest.raises(BankError, match="does not name a bank version"):
+        load_bank(tmp_path, "bottle")
+
+
+def test_line_names_must_be_safe(tmp_path, patches):
+    with pytest.raises(BankError, match="not allowed"):
+        write_bank(tmp_path, "../evil", patches, META)

@@ -1,0 +1,131 @@
+"""A product line's story: good texture crops → bank → evaluation finds the pasted defects.
+
+Real MindSpore (EfficientNet-Lite0 with its real ImageNet weights), real faiss, real files.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from patchline.bank import load_bank
+from patchline.sample_data import make_texture_dataset
+from patchline.scoring import AGGREGATIONS
+
+LITE0 = ["--backbone", "efficientnet_lite0", "--layer", "layer2,layer3", "--resize", "160", "--imagesize", "128",
+         "--coreset", "0.1", "--batch-size", "8"]
+
+
+def patchline(*args, cwd=None, models=None):
+    env = None
+    if models is not None:
+        import os
+
+        env = {**os.environ, "PATCHLINE_MODELS": str(models)}
+    return subprocess.run([sys.executable, "-m", "patchline.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("line")
+    dataset = make_texture_dataset(root / "mvtec", categories=("brick",), n_train=20, n_test_good=8,
+                                   n_test_defect=12, size=192, seed=3)
+    banks, models = root / "banks", root / "models"
+    config = root / "textures.yaml"
+    config.write_text("defaults: {backbone: efficientnet_lite0}\ncategories: {brick: {}}\n")
+    done = patchline("train", "brick", "--dataset", dataset, "--config", config,
+                     "--banks", banks, "--quiet", *LITE0, models=models)
+    assert done.returncode == 0, done.stderr
+    out = root / "results"
+    evaluated = patchline("evaluate", "--dataset", dataset, "--banks", banks, "--out", out, "--quiet", models=models)
+    assert evaluated.returncode == 0, evaluated.stderr
+    return {"root": root, "dataset": dataset, "banks": banks, "models": models, "out": out,
+            "train": done, "evaluate": evaluated}
+
+
+def test_training_writes_a_calibrated_bank_with_its_provenance(trained):
+    bank = load_bank(trained["banks"], "brick")
+    meta = bank.meta
+    assert meta["backbone"] == "efficientnet_lite0" and meta["layers"] == ["layer2", "layer3"]
+    assert meta["embedding_dim"] == 40 + 112 and meta["grid"] == [16, 16]
+    assert meta["training"]["n_images"] == 20 and meta["training"]["n_holdout_images"] == 4
+    assert meta["n_patches"] == round(0.1 * 16 * 16 * 16)
+    assert meta["aggregation"] in AGGREGATIONS and meta["threshold"] > 0
+    assert "held-out" in meta["threshold_policy"]["method"] and meta["threshold_policy"]["false_alarm_rate"] == 0.01
+    assert set(meta["aggregation_choice"]["synthetic_auroc"]) == set(AGGREGATIONS)
+    assert meta["weights"]["source"].startswith("ImageNet") and len(meta["weights"]["sha256"]) == 64
+    assert "line brick: bank" in trained["train"].stdout
+
+
+def test_evaluation_finds_the_defects_and_reports_every_aggregation(trained):
+    rows = list(csv.DictReader(open(trained["out"] / "results.csv")))
+    assert len(rows) == 1
+    row = rows[0]
+    for name in AGGREGATIONS:
+        assert 0.0 <= float(row[f"auroc_{name}"]) <= 1.0
+    assert float(row["auroc_chosen"]) >= 0.9, row
+    assert float(row["pixel_auroc"]) >= 0.85, row
+    assert float(row["pro"]) >= 0.5, row
+    table = (trained["out"] / "results.md").read_text()
+    assert "auroc_topk100" in table and "| brick |" in table
+    overlays = list((trained["out"] / "brick" / "overlays").glob("*.png"))
+    assert len(overlays) == 6
+    scores = list(csv.DictReader(open(trained["out"] / "brick" / "scores.csv")))
+    assert len(scores) == 20 and set(AGGREGATIONS) <= set(scores[0])
+
+
+def test_retraining_a_line_makes_a_new_current_version(trained, tmp_path):
+    before = load_bank(trained["banks"], "brick").version
+    done = patchline("train", "--line", "brick", "--images", trained["dataset"] / "brick" / "train" / "good",
+                     "--banks", trained["banks"], "--quiet", *LITE0, models=trained["models"])
+    assert done.returncode == 0, done.stderr
+    assert load_bank(trained["banks"], "brick").version != before
+
+
+def test_a_bank_of_another_backbone_is_refused_by_evaluate(trained, tmp_path):
+    meta_path = load_bank(trained["banks"], "brick").path / "bank.json"
+    meta = json.loads(meta_path.read_text())
+    meta["weights"]["sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    done = patchline("evaluate", "--dataset", trained["dataset"], "--banks", trained["banks"], "--out", tmp_path,
+                     models=trained["models"])
+    assert done.returncode == 2 and "built with weights" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "bottle", "--dataset", "/nonexistent/mvtec"], "does not exist"),
+    (["train", "--line", "x", "--images", "/nonexistent/good"], "does not exist"),
+    (["train", "--line", "x", "--images", "{empty}"], "holds no images"),
+    (["train", "--line", "x", "--images", "{few}", "--backbone", "efficientnet_lite0"], "at least 5 good images"),
+    (["train", "--line", "x", "--images", "{few}", "--resize", "200", "--imagesize", "224"], "larger than resize"),
+    (["train", "bottel", "--dataset", "{empty}"], "unknown category 'bottel'"),
+    (["train", "--line", "x", "--images", "{broken}", "--backbone", "efficientnet_lite0"], "not a readable image"),
+    (["train", "--line", "x", "--images", "{broken}"], "needs ImageNet weights"),
+    (["evaluate", "--dataset", "{empty}"], "no MVTec AD category"),
+    (["train", "--line", "x", "--images", "{broken}", "--backbone", "resnet9000"], "Unknown backbone"),
+])
+def test_bad_input_gets_one_sentence_and_a_non_zero_exit(tmp_path, args, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    few = tmp_path / "few"
+    few.mkdir()
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(few / f"{i}.png"), np.full((64, 64), 100 + i, np.uint8))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(broken / f"{i}.png"), np.full((64, 64), 100 + i, np.uint8))
+    (broken / "9.png").write_bytes(b"\x89PNG not really")
+    args = [a.format(empty=empty, few=few, broken=broken) for a in args]
+    done = patchline(*args, "--banks", tmp_path / "banks", "--quiet", models=tmp_path / "models") if args[0] == "train" \
+        else patchline(*args, models=tmp_path / "models")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
