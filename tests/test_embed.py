@@ -5,7 +5,7 @@ import pytest
 
 from patchline.embed import bilinear_resize, embed, embedding_dim, local_average, reduce_channels
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 F = torch.nn.functional
 
 
