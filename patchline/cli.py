@@ -193,6 +193,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_alarms(args) -> int:
+    from patchline.alarms import run_alarms
+
+    return run_alarms(args.mqtt, args.line, args.json, username=args.mqtt_username, password=args.mqtt_password,
+                      tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert, tls_key=args.mqtt_key,
+                      tls_insecure=args.mqtt_insecure, count=args.count, timeout=args.timeout)
+
+
+def mqtt_arguments(p: argparse.ArgumentParser) -> None:
+    """Broker credentials and TLS flags shared by `run` and `alarms`."""
+    p.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
+    p.add_argument("--mqtt-password", help="broker password (better: $PATCHLINE_MQTT_PASSWORD; command lines show in ps)")
+    p.add_argument("--mqtt-ca", help="CA certificate file for TLS")
+    p.add_argument("--mqtt-cert", help="client certificate file for TLS")
+    p.add_argument("--mqtt-key", help="client key file for TLS")
+    p.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")
+
+
 def cmd_demo(args) -> int:
     from patchline.demo import run_demo
 
@@ -255,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--out", type=Path, default=Path("models"))
     p.set_defaults(func=cmd_export)
+
+    from patchline.run import register as register_run
+
+    register_run(sub)
+
+    p = sub.add_parser("alarms", help="print defect alarms as they happen (one line each, or JSON lines)")
+    p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")
+    p.add_argument("--line", help="only this product line")
+    p.add_argument("--json", action="store_true", help="print each alarm's JSON payload on one line")
+    p.add_argument("--count", type=int, help="stop after this many alarms")
+    p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    mqtt_arguments(p)
+    p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")
     p.add_argument("--out", default="demo-output")
