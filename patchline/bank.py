@@ -7,7 +7,6 @@ is faiss's own format and the metadata is JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import numpy as np
 
 from patchline import __version__
 from patchline.errors import BankError
+from patchline.hashing import sha256_file
 from patchline.scoring import patch_scores_from_distances
 
 FORMAT = "patchline-bank/1"
@@ -45,15 +45,6 @@ def check_line_name(line: str) -> str:
             f"line name '{line}' is not allowed: use letters, digits, '_', '-' or '.', starting with a letter or digit."
         )
     return line
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

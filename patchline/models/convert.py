@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from patchline.hashing import sha256_file
 from patchline.errors import PatchlineError
 
 DOWNLOAD_HELP = (
@@ -25,15 +25,6 @@ _BN_RENAME = {
     "moving_variance": "running_var",
 }
 _IGNORED_TORCH_SUFFIXES = ("num_batches_tracked",)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def torch_name(ms_name: str) -> str:

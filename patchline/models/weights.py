@@ -30,7 +30,8 @@ def packaged_weights(backbone: str) -> Path | None:
 
 
 def _cached_conversion(pth: Path, backbone: str, cache_dir: Path) -> Path:
-    from patchline.models.convert import convert_weights, sha256_file
+    from patchline.hashing import sha256_file
+    from patchline.models.convert import convert_weights
 
     sha = sha256_file(pth)
     target = Path(cache_dir) / f"{backbone}-{sha[:8]}.ckpt"

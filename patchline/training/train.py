@@ -13,10 +13,11 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from patchline.bank import Bank, read_meta, sha256_file, write_bank
+from patchline.bank import Bank, read_meta, write_bank
 from patchline.calibration import calibrate, holdout_split, synthetic_defects
 from patchline.coreset import RandomProjection, greedy_k_center
 from patchline.errors import PatchlineError
+from patchline.hashing import sha256_file
 from patchline.features import Extractor, ImageItem, as_image, iter_embeddings
 from patchline.settings import LineSettings
 
