@@ -1,0 +1,262 @@
+"""Folder-pipeline speed: frames/s end to end (file read → MQTT publish) and per-stage latency,
+beside the bare model forward measured in the same run. Not a test. Prints a Markdown table.
+
+    python bench/pipeline.py [--backbones efficientnet_lite0,wide_resnet50_2] [--sizes 224,320]
+                             [--frames 300] [--threads N] [--work /tmp/patchline-bench]
+
+Models are exported once (`patchline export`, in a subprocess: this process never loads
+MindSpore); efficientnet_lite0 has its packaged ImageNet weights, wide_resnet50_2 random weights
+(`--random-weights`, speed only). Banks are built from the exported models with realistic sizes:
+1 % coreset of a 250-image line (e.g. 1960 patches at 224, 4000 at 320). Frames are 360 × 360 PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESIZE = {224: 256, 320: 336}
+LINE_IMAGES = 250  # the bank size of a line trained on this many images at coreset ratio 1 %
+BANK_IMAGES = 16
+FRAME_SIZE = 360
+
+
+def export_models(backbone: str, size: int, models: Path) -> None:
+    if all((models / f"{backbone}_{size}_{layer}.onnx").is_file() for layer in ("layer2", "layer3")):
+        return
+    cmd = [sys.executable, "-m", "patchline.cli", "export", "--backbone", backbone, "--imagesize", str(size),
+           "--out", str(models)]
+    if backbone != "efficientnet_lite0":
+        cmd.append("--random-weights")
+    print(f"exporting {backbone} at {size} …", file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def make_frames(folder: Path, n: int) -> list[Path]:
+    """n PNG frames cut from scikit-image textures (a few distinct ones, repeated)."""
+    if folder.is_dir() and len(list(folder.glob("*.png"))) == n:
+        return sorted(folder.glob("*.png"))
+    import skimage.data
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    textures = [skimage.data.brick(), skimage.data.gravel(), skimage.data.grass()]
+    for i in range(n):
+        t = textures[i % len(textures)]
+        y, x = rng.integers(0, t.shape[0] - FRAME_SIZE, size=2)
+        cv2.imwrite(str(folder / f"{i:05d}.png"), t[y:y + FRAME_SIZE, x:x + FRAME_SIZE])
+    return sorted(folder.glob("*.png"))
+
+
+def frame_subset(work: Path, frames: list[Path], n: int) -> Path:
+    """A folder holding (links to) the first n frames."""
+    folder = work / f"frames-{n}"
+    if not folder.is_dir():
+        folder.mkdir()
+        for path in frames[:n]:
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
+def build_bank(backbone: str, size: int, layers: tuple[str, ...], models: Path, banks: Path, frames: list[Path]) -> str:
+    """A bank for this model built with the exported models (ONNX Runtime); returns the line name."""
+    from patchline.plugins.onnx_features import OnnxFeatureExtractor
+    from patchline.settings import LineSettings, validate
+    from patchline.training.train import build_bank as train_bank
+
+    line = f"{backbone}_{size}_{'_'.join(layers)}"
+    if (banks / line / "CURRENT").is_file():
+        return line
+    grid = (size + 7) // 8
+    n_bank = round(0.01 * LINE_IMAGES * grid * grid)
+    holdout = 4
+    ratio = n_bank / ((BANK_IMAGES - holdout) * grid * grid)
+    settings = validate(LineSettings(line=line, backbone=backbone, layers=layers, resize=RESIZE[size], imagesize=size,
+                                     coreset_ratio=ratio, aggregation="max", holdout_fraction=holdout / BANK_IMAGES))
+    extractor = OnnxFeatureExtractor(models / f"{backbone}_{size}_layer2.onnx", models / f"{backbone}_{size}_layer3.onnx",
+                                     layers)
+    print(f"bank {line}: {n_bank} patches …", file=sys.stderr)
+    train_bank(settings, frames[:BANK_IMAGES], banks, extractor, progress=False)
+    return line
+
+
+def pipeline_json(backbone: str, size: int, layers: tuple[str, ...], line: str) -> dict:
+    """The shipped folder pipeline, pointed at this model size and line."""
+    name = "folder_layer2_layer3" if "layer3" in layers else "folder_layer2"
+    data = json.loads((ROOT / "pipeline" / f"{name}.pipeline").read_text())
+    stream = data[name]
+    stream["mxpi_imageresize0"]["props"]["scaleValue"] = str(RESIZE[size])
+    stream["mxpi_imagecrop0"]["props"].update(cropHeight=str(size), cropWidth=str(size))
+    for key in ("mxpi_tensorinfer0", "mxpi_tensorinfer1"):
+        if key in stream:
+            layer = "layer2" if key.endswith("0") else "layer3"
+            stream[key]["props"]["modelPath"] = f"models/{backbone}_{size}_{layer}.onnx"
+    stream["mxpi_classpostprocessor0"]["props"]["line"] = line
+    return data
+
+
+def bare_forward(backbone: str, size: int, layers, models: Path, threads: int | None,
+                 seconds: float = 6.0) -> tuple[float, float]:
+    """(frames/s, process CPU ms per frame) of the model(s) alone, batch 1."""
+    from patchline.plugins.onnx_features import OnnxFeatureExtractor
+
+    extractor = OnnxFeatureExtractor(models / f"{backbone}_{size}_layer2.onnx", models / f"{backbone}_{size}_layer3.onnx",
+                                     layers, threads)
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    for _ in range(3):
+        extractor(x)
+    n, began, began_cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - began < seconds:
+        extractor(x)
+        n += 1
+    return n / (time.perf_counter() - began), 1000.0 * (time.process_time() - began_cpu) / n
+
+
+class Broker:
+    """A throw-away mosquitto on 127.0.0.1."""
+
+    def __init__(self, workdir: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        f"user {getpass.getuser()}\n")
+        self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url: str, spool: Path,
+                      threads: int | None) -> dict:
+    """Run the folder pipeline once; frames/s from start to the last publish, ms per stage per frame."""
+    from patchline.mqtt import BrokerSettings, Publisher
+    from patchline.pipeline.config import load_pipeline
+    from patchline.pipeline.runner import StreamManager
+
+    config = load_pipeline(pipeline)
+    stream_name = next(iter(config.streams))
+    publisher = Publisher(BrokerSettings.from_url(broker_url), "bench", ["cam"], spool, max_verdicts=100000)
+    publisher.start()
+    publish_s, count, last = [0.0], [0], [0.0]
+
+    def on_result(payload: dict) -> None:
+        t = time.perf_counter()
+        publisher.publish_result({**payload, "line": "bench"})
+        publish_s[0] += time.perf_counter() - t
+        count[0] += 1
+        last[0] = time.perf_counter()
+
+    manager = StreamManager(config, str(frames_dir), "cam", {"banks_root": str(banks), "ort_threads": threads},
+                            on_result)
+    began, began_cpu = time.perf_counter(), time.process_time()
+    manager.start()
+    manager.wait()
+    cpu = time.process_time() - began_cpu
+    manager.close()
+    delivered = publisher.wait_idle(60)
+    publisher.close(5)
+    stream = manager.streams[stream_name]
+    n = count[0]
+    busy = stream.stats()["busy_s"]
+    post = next(node.element.impl for node in stream.nodes.values() if hasattr(node.element, "impl"))
+    ms = lambda seconds: 1000.0 * seconds / max(n, 1)
+    return {
+        "frames": n, "fps": n / (last[0] - began), "delivered": delivered, "cpu": ms(cpu),
+        "decode": ms(busy["mxpi_imagedecoder0"]),
+        "resize_crop": ms(busy["mxpi_imageresize0"] + busy["mxpi_imagecrop0"] + busy["mxpi_imagenormalize0"]),
+        "layer2": ms(busy["mxpi_tensorinfer0"]), "layer3": ms(busy.get("mxpi_tensorinfer1", 0.0)),
+        "embed": ms(post.stage_seconds["embed"]), "search": ms(post.stage_seconds["search"]),
+        "aggregate_map": ms(post.stage_seconds["aggregate_map"]), "publish": ms(publish_s[0]),
+        "bank": post.live.state.bank.index.ntotal,
+        "stage_cpu": ms(sum(stream.stats()["cpu_s"].values())),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbones", default="efficientnet_lite0,wide_resnet50_2")
+    ap.add_argument("--sizes", default="224,320")
+    ap.add_argument("--layers", default="layer2;layer2,layer3", help="line layer sets, ';'-separated")
+    ap.add_argument("--frames", type=int, default=300, help="frames per pipeline run")
+    ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the runner's "
+                                                 "choice in the pipeline, the CPU count for the bare forward)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
+    args = ap.parse_args(argv)
+
+    work = args.work.resolve()
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # model paths in pipeline files are relative to the working directory
+    frames = make_frames(work / "frames", args.frames)
+    broker = Broker(work)
+    rows = []
+    try:
+        for backbone in args.backbones.split(","):
+            for size in (int(s) for s in args.sizes.split(",")):
+                export_models(backbone, size, work / "models")
+                for layer_set in args.layers.split(";"):
+                    layers = tuple(layer_set.split(","))
+                    line = build_bank(backbone, size, layers, work / "models", work / "banks", frames)
+                    path = work / f"{line}.pipeline"
+                    path.write_text(json.dumps(pipeline_json(backbone, size, layers, line)))
+                    bare, bare_cpu = bare_forward(backbone, size, layers, work / "models", args.threads)
+                    spool = work / "spool" / line
+                    shutil.rmtree(spool, ignore_errors=True)
+                    n = max(30, min(args.frames, int(bare * 20)))  # about 20 s per run for the heavy models
+                    result = run_pipeline_once(path, frame_subset(work, frames, n), work / "banks", broker.url, spool,
+                                               args.threads)
+                    rows.append({"backbone": backbone, "size": size, "layers": "+".join(layers), "bare": bare,
+                                 "bare_cpu": bare_cpu, **result})
+                    sys.stdout.flush()
+                    print(f"{line}: {result['fps']:.1f} frames/s (bare {bare:.1f}); CPU ms/frame {result['cpu']:.1f}, "
+                          f"of it inside elements {result['stage_cpu']:.1f}", file=sys.stderr)
+    finally:
+        broker.stop()
+    print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
+          f"about 20 s of frames), {os.cpu_count()} CPU cores. "
+          f"bare: the model(s) alone, batch 1, intra-op threads {args.threads or os.cpu_count()}. pipeline: file read → "
+          f"MQTT publish. Stage columns: wall ms per frame inside the stage (stages run in their own threads and "
+          f"overlap, so they add up to more than 1000 / fps). CPU ms: the whole process's CPU time per frame, all threads "
+          f"(unlike wall times, independent of other load on the machine; {os.cpu_count()} idle cores bound the rate "
+          f"at {os.cpu_count()}000 / CPU ms; CPU ratio = bare CPU / pipeline CPU).\n")
+    head = ("| backbone | size | layers | bank | bare fps | pipeline fps | ratio | bare CPU ms | pipeline CPU ms "
+            "| CPU ratio | decode "
+            "| resize+crop+norm | layer2 | layer3 | embed | search | aggregate+map | publish |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for r in rows:
+        print(f"| {r['backbone']} | {r['size']} | {r['layers']} | {r['bank']} | {r['bare']:.1f} | {r['fps']:.1f} | "
+              f"{r['fps'] / r['bare']:.2f} | {r['bare_cpu']:.1f} | {r['cpu']:.1f} | {r['bare_cpu'] / r['cpu']:.2f} | "
+              f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | "
+              f"{r['layer3']:.2f} | {r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | "
+              f"{r['publish']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

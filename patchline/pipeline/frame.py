@@ -1,0 +1,60 @@
+"""The buffer that flows between elements: one frame, its working data and per-element metadata."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+
+@dataclass(eq=False)
+class Frame:
+    """One frame on its way through a stream.
+
+    data: encoded bytes (file sources) until a decoder turns them into `image`.
+    image: (H, W, 3) uint8 RGB working image (decoded, then resized, then cropped).
+    frame_shape: (H, W) of the decoded frame, for reporting regions in frame pixels.
+    meta: element name → that element's output (e.g. the normalized (3, S, S) float32 tensor,
+    a tensorinfer's {output name: (1, C, h, w) float32}); `tensors` merges every model output by name.
+    error: a reason once something failed; later elements pass the frame on untouched.
+    """
+
+    stream: str
+    frame_id: int
+    source: str
+    timestamp: float  # wall clock (epoch seconds) when the frame was taken
+    started: float = field(default_factory=time.perf_counter)  # perf_counter when it entered the stream
+    data: bytes | None = None
+    image: np.ndarray | None = None
+    frame_shape: tuple[int, int] | None = None
+    meta: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    error: str | None = None
+    result: dict | None = None
+    timings: dict = field(default_factory=dict)
+
+    def branch(self) -> "Frame":
+        """A copy for another branch of a tee: arrays are shared (elements never write into them)."""
+        return Frame(self.stream, self.frame_id, self.source, self.timestamp, self.started, self.data,
+                     self.image, self.frame_shape, dict(self.meta), dict(self.tensors), self.error,
+                     None if self.result is None else dict(self.result), dict(self.timings))
+
+    def iso_time(self) -> str:
+        """The frame's time as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""
+        stamp = datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
+
+    def latency_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000.0, 3)
+
+
+class EndOfStream:
+    """Marker sent down every link when a source is done; never dropped by a leaky queue."""
+
+    def __repr__(self) -> str:
+        return "EOS"
+
+
+EOS = EndOfStream()

@@ -1,0 +1,230 @@
+"""One stream as running code: an element per node, a thread per node, bounded queues between them.
+
+Folder sources never lose a frame: queues block when full. Live sources must not fall behind the
+camera: the queues up to and including the first model's are leaky — when one is full the
+oldest waiting frame is dropped (and counted), so the newest frame wins.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from patchline.errors import ConfigError, PatchlineError
+from patchline.pipeline.config import StreamConfig
+from patchline.pipeline.frame import EOS
+from patchline.plugins.base import StreamContext
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 4  # frames waiting in front of an element of a folder stream
+LIVE_QUEUE_SIZE = 1  # in front of the leaky part of a live stream: only the newest frame waits
+
+
+class FrameQueue:
+    """A bounded FIFO of frames. Leaky: a put on a full queue drops the oldest frame; EOS is never dropped."""
+
+    def __init__(self, maxsize: int, leaky: bool):
+        self.maxsize = maxsize
+        self.leaky = leaky
+        self.dropped = 0
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+
+    def put(self, item) -> None:
+        with self._cond:
+            if item is not EOS:
+                if self.leaky:
+                    while len(self._items) >= self.maxsize and self._drop_oldest():
+                        pass
+                else:
+                    while len(self._items) >= self.maxsize:
+                        self._cond.wait()
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def _drop_oldest(self) -> bool:
+        for i, queued in enumerate(self._items):
+            if queued is not EOS:
+                del self._items[i]
+                self.dropped += 1
+                return True
+        return False
+
+    def get(self):
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class Node:
+    """A built element, its input queue, the nodes it feeds, and its counters."""
+
+    name: str
+    element: object
+    inbox: FrameQueue | None
+    outputs: list = field(default_factory=list)
+    processed: int = 0
+    busy_s: float = 0.0  # wall seconds inside process()
+    cpu_s: float = 0.0  # this thread's CPU seconds inside process()
+    errors: int = 0
+    skipped: int = 0
+
+
+def _build_source(cfg: StreamConfig, context: StreamContext, source: str | None):
+    from patchline.plugins.sources import FolderSource, RtspSrc
+
+    name = cfg.source
+    if source is None:
+        el = cfg.elements[name]
+        if el.factory == "appsrc":
+            raise ConfigError(f"the stream reads {name}, which a host feeds: pass --source FOLDER or --source rtsp://….")
+        return el.cls(name, el.parsed, context)
+    if source.startswith(("rtsp://", "rtsps://")):
+        return RtspSrc(name, {"rtspUrl": source, "channelId": 0}, context)
+    return FolderSource(name, {"folder": source}, context)
+
+
+class Stream:
+    """A running stream: build with `Stream(cfg, context, source)`, then `start(stop_event)`, `join()`, `close()`."""
+
+    def __init__(self, cfg: StreamConfig, context: StreamContext, source: str | None = None,
+                 queue_size: int = QUEUE_SIZE):
+        self.cfg = cfg
+        self.context = context
+        self.nodes: dict[str, Node] = {}
+        self.threads: list[threading.Thread] = []
+        self.fatal: str | None = None
+        self.frames_in = 0
+        self.started_at = self.ended_at = None
+        try:
+            for name in cfg.order:
+                if name == cfg.source:
+                    element = _build_source(cfg, context, source)
+                    context.live = bool(getattr(element, "live", False))
+                else:
+                    el = cfg.elements[name]
+                    element = el.cls(name, el.parsed, context)
+                self.nodes[name] = Node(name, element, None)
+        except PatchlineError as exc:
+            self.close()
+            raise type(exc)(f"{cfg.name}/{name}: {exc}") from None
+        self._make_queues(queue_size)
+
+    def _make_queues(self, queue_size: int) -> None:
+        """Queues in front of every element; leaky up to the first model when the source is live."""
+        leaky_zone = self.context.live
+        for name in self.cfg.order:
+            el = self.cfg.elements[name]
+            node = self.nodes[name]
+            if name != self.cfg.source:
+                size = el.parsed.get("max-size-buffers") if el.factory == "queue" else None
+                leaky = leaky_zone if el.factory != "queue" or el.parsed.get("leaky") is None \
+                    else el.parsed["leaky"] == "2"
+                node.inbox = FrameQueue(size or (LIVE_QUEUE_SIZE if leaky else queue_size), leaky)
+                if el.factory == "mxpi_tensorinfer":
+                    leaky_zone = False
+            node.outputs = [self.nodes[link.target] for link in el.next]
+
+    # ---- running
+
+    def start(self, stop: threading.Event) -> None:
+        self.started_at = time.perf_counter()
+        for name in self.cfg.order:
+            node = self.nodes[name]
+            target = self._run_source if name == self.cfg.source else self._run_element
+            thread = threading.Thread(target=target, args=(node, stop) if name == self.cfg.source else (node,),
+                                      name=f"{self.cfg.name}/{name}", daemon=True)
+            self.threads.append(thread)
+        for thread in self.threads:
+            thread.start()
+
+    @staticmethod
+    def _send(node: Node, item) -> None:
+        for i, out in enumerate(node.outputs):
+            out.inbox.put(item if (item is EOS or i == len(node.outputs) - 1) else item.branch())
+
+    def _run_source(self, node: Node, stop: threading.Event) -> None:
+        try:
+            for frame in node.element.frames(stop):
+                self.frames_in += 1
+                self._send(node, frame)
+        except PatchlineError as exc:
+            self.fatal = str(exc)
+            log.error("stream %s stops: %s", self.cfg.name, exc)
+        except Exception as exc:  # a broken source ends its stream, not the process
+            self.fatal = f"{node.name}: {exc}"
+            log.exception("stream %s: source %s failed", self.cfg.name, node.name)
+        finally:
+            self._send(node, EOS)
+
+    def _run_element(self, node: Node) -> None:
+        element = node.element
+        handles_errors = element.handles_errors
+        while True:
+            frame = node.inbox.get()
+            if frame is EOS:
+                self._send(node, EOS)
+                if not node.outputs:
+                    self.ended_at = time.perf_counter()
+                return
+            if frame.error is None or handles_errors:
+                began, began_cpu = time.perf_counter(), time.thread_time()
+                try:
+                    out = element.process(frame)
+                except Exception as exc:  # one bad frame gets an error result; the stream goes on
+                    frame.error = str(exc) if isinstance(exc, PatchlineError) else f"{node.name}: {exc}"
+                    if not isinstance(exc, PatchlineError):
+                        log.exception("stream %s: %s failed on frame %s", self.cfg.name, node.name, frame.frame_id)
+                    node.errors += 1
+                    out = frame
+                spent = time.perf_counter() - began
+                frame.timings[node.name] = spent
+                node.busy_s += spent
+                node.cpu_s += time.thread_time() - began_cpu
+                node.processed += 1
+            else:
+                out = frame
+            if out is None:
+                node.skipped += 1
+                continue
+            self._send(node, out)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every thread; True when all have finished."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            try:
+                node.element.close()
+            except Exception:  # closing must reach every element
+                log.exception("closing %s failed", node.name)
+
+    def stats(self) -> dict:
+        """Counters: frames in, dropped (leaky queues + skipframe), errors per element, busy seconds per element."""
+        dropped = sum(n.inbox.dropped for n in self.nodes.values() if n.inbox is not None)
+        dropped += int(getattr(self.nodes[self.cfg.source].element, "dropped", 0))  # camera: newest frame won
+        end = self.ended_at or time.perf_counter()
+        return {
+            "frames_in": self.frames_in,
+            "dropped": dropped,
+            "skipped": sum(n.skipped for n in self.nodes.values() if n.element.FACTORY == "mxpi_skipframe"),
+            "element_errors": {n.name: n.errors for n in self.nodes.values() if n.errors},
+            "busy_s": {n.name: n.busy_s for n in self.nodes.values()},
+            "cpu_s": {n.name: n.cpu_s for n in self.nodes.values()},
+            "seconds": (end - self.started_at) if self.started_at else 0.0,
+            "fatal": self.fatal,
+        }

@@ -1,0 +1,155 @@
+"""What every pipeline element shares: its props schema, its context, and the one `process` method.
+
+A pipeline file gives each element a factory and string props. The element class declares its
+props (`PROPS`); `validate_props` parses them once at load time, so `process` trusts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from patchline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One prop of an element: required or not, its default, and a parser raising ValueError."""
+
+    required: bool = False
+    default: str | None = None
+    parse: Callable[[str], Any] = str
+    help: str = ""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"{text!r} is not a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{text!r} is not a positive number")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def float_list(n: int) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        values = tuple(float(v) for v in text.split(","))
+        if len(values) != n:
+            raise ValueError(f"{text!r} needs {n} comma-separated numbers")
+        return values
+    return parse
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not names:
+        raise ValueError("it names nothing")
+    return names
+
+
+@dataclass
+class Where:
+    """Where a prop sits, for error sentences: file, stream, element."""
+
+    path: str
+    stream: str
+    element: str
+
+    def error(self, message: str, prop: str | None = None) -> ConfigError:
+        at = f"{self.path}: stream '{self.stream}', element '{self.element}'"
+        return ConfigError(f"{at}, prop '{prop}': {message}" if prop else f"{at}: {message}")
+
+
+@dataclass
+class StreamContext:
+    """What a stream's elements know about their stream and host.
+
+    facts: filled at build time by upstream elements for downstream ones (e.g. "resize",
+    "imagesize", "backbone", "layer_channels"), so the post-process can check its bank.
+    on_result(payload) and on_status(camera, state, **extra) reach the host (MQTT).
+    """
+
+    stream: str
+    camera: str
+    pipeline_path: str
+    live: bool = False
+    facts: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    on_result: Callable[[dict], None] = lambda payload: None
+    on_status: Callable[..., None] = lambda camera, state, **extra: None
+    on_bank: Callable[[str, str], None] = lambda line, version: None
+
+
+class Element:
+    """A pipeline element: `process(frame)` returns the frame (changed in place), or None to drop it.
+
+    handles_errors: whether `process` is called for frames that already carry an error (the
+    post-process and sinks must see them, image ops just pass them on).
+    """
+
+    FACTORY = ""
+    PROPS: Mapping[str, Prop] = {}
+    handles_errors = False
+    is_source = False
+
+    def __init__(self, name: str, props: Mapping[str, Any], context: StreamContext):
+        self.name = name
+        self.props = dict(props)
+        self.context = context
+
+    @classmethod
+    def validate(cls, props: Mapping[str, str], where: Where, options: Mapping[str, Any]) -> dict:
+        """Parse string props against PROPS; ConfigError naming the prop on any problem."""
+        return validate_props(cls.PROPS, props, where)
+
+    def process(self, frame):  # pragma: no cover - every element overrides it
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the element holds (sessions, threads); called once at shutdown."""
+
+
+def validate_props(schema: Mapping[str, Prop], props: Mapping[str, str], where: Where) -> dict:
+    """{prop: parsed value} for every prop in schema (defaults filled, None when absent and optional)."""
+    unknown = sorted(set(props) - set(schema))
+    if unknown:
+        known = ", ".join(sorted(schema)) or "none"
+        raise where.error(f"is not a prop of this element (known props: {known}).", unknown[0])
+    parsed = {}
+    for name, spec in schema.items():
+        text = props.get(name, spec.default)
+        if text is None:
+            if spec.required:
+                hint = f" ({spec.help})" if spec.help else ""
+                raise where.error(f"is required{hint}.", name)
+            parsed[name] = None
+            continue
+        try:
+            parsed[name] = spec.parse(text)
+        except ValueError as exc:
+            hint = f"; expected {spec.help}" if spec.help else ""
+            raise where.error(f"bad value {text!r}: {exc}{hint}.", name) from None
+    return parsed

@@ -1,0 +1,162 @@
+"""Image elements: decode, resize, crop, normalize — each a thin wrapper over `patchline.preprocess`.
+
+They call the same functions training uses, so a frame reaches the model exactly as a training
+image did: `resize_shorter_side` → `center_crop` → `normalize`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from patchline.plugins.base import Element, Prop, Where, float_list, non_negative_int, one_of, positive_int, \
+    validate_props
+from patchline.preprocess import IMAGENET_MEAN, IMAGENET_STD, center_crop, decode_image, normalize, \
+    resize_shorter_side
+
+SHORT_SIDE = "Resizer_KeepAspectRatio_Short"
+RESIZE_TYPES = ("Resizer_Stretch", "Resizer_KeepAspectRatio_Fit", "Resizer_KeepAspectRatio_Long", SHORT_SIDE,
+                "Resizer_KeepAspectRatio_FastRCNN", "Resizer_OnlyPadding", "Resizer_Rescale",
+                "Resizer_Rescale_Double", "Resizer_MS_Yolov4", "Resizer_PaddleOCR")
+
+
+def _decode(frame) -> None:
+    """Decode frame.data into frame.image unless the source delivered pixels already."""
+    if frame.image is None:
+        frame.image = decode_image(frame.data if frame.data is not None else b"", source=frame.source)
+        frame.data = None
+    if frame.frame_shape is None:
+        frame.frame_shape = frame.image.shape[:2]
+
+
+class ImageDecoder(Element):
+    """Encoded bytes (PNG, JPEG, BMP, TIFF) → (H, W, 3) uint8 RGB; frames already decoded pass through."""
+
+    FACTORY = "mxpi_imagedecoder"
+    PROPS = {
+        "handleMethod": Prop(default="opencv", parse=one_of("opencv", "ascend")),
+        "outputDataFormat": Prop(default="RGB", parse=one_of("RGB"), help="RGB (the backbones take RGB)"),
+        "deviceId": Prop(parse=non_negative_int),
+    }
+
+    def process(self, frame):
+        _decode(frame)
+        return frame
+
+
+class VideoDecoder(Element):
+    """The RTSP source hands over decoded RGB frames, so this passes them on (it decodes stray bytes)."""
+
+    FACTORY = "mxpi_videodecoder"
+    PROPS = {
+        "inputVideoFormat": Prop(default="H264", parse=one_of("H264", "H265")),
+        "outputImageFormat": Prop(default="YUV420SP_NV12", parse=one_of("YUV420SP_NV12", "YUV420SP_NV21", "RGB")),
+        "vdecChannelId": Prop(parse=non_negative_int),
+        "deviceId": Prop(parse=non_negative_int),
+    }
+
+    def process(self, frame):
+        _decode(frame)
+        return frame
+
+
+class ImageResize(Element):
+    """Shorter side to `scaleValue` pixels, aspect kept: `preprocess.resize_shorter_side` exactly.
+
+    MindX's `Resizer_KeepAspectRatio_Short` means just that ("the shortest edge is set to
+    scaleValue"), so the same file does the same on an Ascend box. resizeHeight / resizeWidth
+    belong to the other resize types, which would not reproduce how banks are trained.
+    """
+
+    FACTORY = "mxpi_imageresize"
+    PROPS = {
+        "resizeType": Prop(required=True, parse=one_of(*RESIZE_TYPES), help=SHORT_SIDE),
+        "scaleValue": Prop(parse=positive_int, help="the shorter side after resizing, in pixels"),
+        "resizeHeight": Prop(parse=positive_int),
+        "resizeWidth": Prop(parse=positive_int),
+        "handleMethod": Prop(default="opencv", parse=one_of("opencv")),
+        "dataSource": Prop(),
+    }
+
+    @classmethod
+    def validate(cls, props, where: Where, options) -> dict:
+        parsed = validate_props(cls.PROPS, props, where)
+        if parsed["resizeType"] != SHORT_SIDE:
+            raise where.error(
+                f"{parsed['resizeType']} would not reproduce the training resize; use {SHORT_SIDE} with "
+                f"scaleValue set to the line's resize (shorter side in pixels).", "resizeType")
+        for extra in ("resizeHeight", "resizeWidth"):
+            if parsed[extra] is not None:
+                raise where.error(
+                    f"is ignored by {SHORT_SIDE} (MindX reads the shorter side from scaleValue); "
+                    f"remove it and set scaleValue.", extra)
+        if parsed["scaleValue"] is None:
+            raise where.error(f"is required with {SHORT_SIDE}: the shorter side after resizing, in pixels.",
+                              "scaleValue")
+        return parsed
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.resize = props["scaleValue"]
+        context.facts["resize"] = self.resize
+
+    def process(self, frame):
+        frame.image = resize_shorter_side(frame.image, self.resize)
+        return frame
+
+
+class ImageCrop(Element):
+    """The central cropHeight × cropWidth window (square: the line's imagesize) — `preprocess.center_crop`."""
+
+    FACTORY = "mxpi_imagecrop"
+    PROPS = {
+        "cropHeight": Prop(required=True, parse=positive_int, help="the crop size in pixels (the line's imagesize)"),
+        "cropWidth": Prop(required=True, parse=positive_int, help="the crop size in pixels (the line's imagesize)"),
+        "cropType": Prop(default="center", parse=one_of("center")),
+        "dataSource": Prop(),
+    }
+
+    @classmethod
+    def validate(cls, props, where: Where, options) -> dict:
+        parsed = validate_props(cls.PROPS, props, where)
+        if parsed["cropWidth"] != parsed["cropHeight"]:
+            raise where.error(f"must equal cropHeight ({parsed['cropHeight']}): lines use square crops.", "cropWidth")
+        return parsed
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.size = props["cropHeight"]
+        context.facts["imagesize"] = self.size
+
+    def process(self, frame):
+        frame.image = center_crop(frame.image, self.size)
+        return frame
+
+
+class ImageNormalize(Element):
+    """(S, S, 3) uint8 RGB → (3, S, S) float32 with ImageNet mean / std — `preprocess.normalize`.
+
+    alpha / beta (MindX: out = (pixel − alpha) / beta, per RGB channel in 0..255 units) may be
+    written out but must be ImageNet's, the statistics every backbone here was trained with.
+    """
+
+    FACTORY = "mxpi_imagenormalize"
+    PROPS = {
+        "alpha": Prop(parse=float_list(3), help="ImageNet mean 123.675,116.28,103.53"),
+        "beta": Prop(parse=float_list(3), help="ImageNet std 58.395,57.12,57.375"),
+        "dataType": Prop(default="FLOAT32", parse=one_of("FLOAT32")),
+        "format": Prop(default="RGB", parse=one_of("RGB")),
+        "dataSource": Prop(),
+    }
+
+    @classmethod
+    def validate(cls, props, where: Where, options) -> dict:
+        parsed = validate_props(cls.PROPS, props, where)
+        for prop, expected in (("alpha", IMAGENET_MEAN * 255.0), ("beta", IMAGENET_STD * 255.0)):
+            if parsed[prop] is not None and not np.allclose(parsed[prop], expected, atol=1e-3):
+                want = ",".join(f"{v:g}" for v in expected)
+                raise where.error(f"must be ImageNet's {want} (the backbones' input statistics).", prop)
+        return parsed
+
+    def process(self, frame):
+        frame.meta[self.name] = normalize(frame.image)
+        return frame

@@ -1,0 +1,134 @@
+"""The PatchCore post-process: layer features → embed → bank search → image score → verdict payload.
+
+Every step is the shared code path (`embed`, `Bank.patch_scores`, `scoring.aggregate`,
+`anomaly_map`, `defect_region`), so the pipeline scores a frame exactly as `evaluate` does.
+The bank is the line's LiveBank (live_bank.py): swapped whole, in the background, after a retrain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from patchline.anomaly_map import anomaly_map, defect_region
+from patchline.bank import check_line_name
+from patchline.embed import embed
+from patchline.plugins import live_bank
+from patchline.plugins.base import Prop, positive_float
+from patchline.preprocess import crop_box
+from patchline.scoring import aggregate
+
+log = logging.getLogger(__name__)
+
+
+_thread_state = threading.local()
+
+
+def faiss_threads(n: int | None = None) -> None:
+    """Set faiss's OpenMP threads for searches made by the calling thread: n, $PATCHLINE_FAISS_THREADS, or 1.
+
+    OpenMP keeps this setting per thread (a thread not started by OpenMP starts from the default,
+    all cores), so it is applied in the pipeline thread that searches, once. One search per frame
+    is small; OpenMP workers would only fight the model threads (and spin) on a small box.
+    """
+    import faiss
+
+    n = max(1, n or int(os.environ.get("PATCHLINE_FAISS_THREADS", "1")))
+    if getattr(_thread_state, "faiss_threads", None) != n:
+        faiss.omp_set_num_threads(n)
+        _thread_state.faiss_threads = n
+
+
+def default_banks_root() -> str:
+    return os.environ.get("PATCHLINE_BANKS", "faiss-index-precision")
+
+
+class PatchCorePostProcess:
+    """Scores frames of one product line against its live bank; one verdict payload per frame.
+
+    props: line (bank name), banks (banks root), bankCheckInterval (seconds between CURRENT checks).
+    The host's --line / --banks (context.options "line", "banks_root") win over the file's props.
+    A bank that does not fit the stream (backbone, resize, imagesize, layers, embedding_dim) is
+    refused at start with a BankError naming the field.
+    """
+
+    PROPS = {
+        "line": Prop(required=True, help="the product line (its bank's name)"),
+        "banks": Prop(help="the banks root folder (default ./faiss-index-precision)"),
+        "bankCheckInterval": Prop(default="0.5", parse=positive_float, help="seconds, e.g. 0.5"),
+    }
+
+    def __init__(self, name: str, props: dict, context):
+        self.name = name
+        self.context = context
+        self.line = check_line_name(context.options.get("line") or props["line"])
+        root = Path(context.options.get("banks_root") or props.get("banks") or default_banks_root())
+        facts = context.facts
+        expected = {k: facts.get(k) for k in ("backbone", "resize", "imagesize")}
+        self.faiss_threads = context.options.get("faiss_threads")
+        self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),
+                                      props.get("bankCheckInterval") or 0.5)
+        self.live.listeners.append(context.on_bank)
+        self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
+        log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
+
+    @property
+    def bank_version(self) -> str:
+        return self.live.state.version
+
+    def _payload(self, frame, state, verdict: str, score: float | None) -> dict:
+        return {
+            "frame_id": frame.frame_id,
+            "camera": self.context.camera,
+            "line": self.line,
+            "timestamp": frame.iso_time(),
+            "score": score,
+            "threshold": state.threshold,
+            "verdict": verdict,
+            "aggregation": state.aggregation,
+            "bank_version": state.version,
+            "latency_ms": frame.latency_ms(),
+            "source": frame.source,
+        }
+
+    def process(self, frame) -> dict:
+        """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (DESIGN §6)."""
+        state = self.live.state  # taken once: this frame sees one whole bank
+        if frame.error is not None:
+            return {**self._payload(frame, state, "error", None), "reason": frame.error}
+        faiss_threads(self.faiss_threads)
+        try:
+            t0 = time.perf_counter()
+            features = {layer: frame.tensors[layer] for layer in state.layers}
+            embeddings = embed(features, state.layers, state.patchsize, state.target_dim)
+            t1 = time.perf_counter()
+            patch_scores = state.bank.patch_scores(embeddings)
+            t2 = time.perf_counter()
+            score = float(aggregate(patch_scores, state.aggregation)[0])
+            defect = score > state.threshold
+            region = None
+            if defect:  # the map only serves the alarm's region, so good frames skip it
+                amap = anomaly_map(patch_scores[0], state.imagesize)
+                level = state.pixel_threshold if state.pixel_threshold is not None else float(amap.max())
+                region = defect_region(amap, level, crop_box(frame.frame_shape, state.resize, state.imagesize))
+            t3 = time.perf_counter()
+        except Exception as exc:  # a frame must never stop the stream
+            log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
+            return {**self._payload(frame, state, "error", None), "reason": f"{self.name}: {exc}"}
+        spent = self.stage_seconds
+        spent["embed"] += t1 - t0
+        spent["search"] += t2 - t1
+        spent["aggregate_map"] += t3 - t2
+        frame.timings.update(embed=t1 - t0, search=t2 - t1, aggregate_map=t3 - t2)
+        payload = self._payload(frame, state, "defect" if defect else "good", score)
+        if region is not None:
+            payload["region"] = {"bbox": region["bbox"], "area": region["area"]}
+        return payload
+
+    def close(self) -> None:
+        if self.context.on_bank in self.live.listeners:
+            self.live.listeners.remove(self.context.on_bank)
+        live_bank.release(self.live)

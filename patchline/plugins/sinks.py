@@ -1,0 +1,45 @@
+"""The stream's end: mxpi_dataserialize picks the result, appsink hands it to the host."""
+
+from __future__ import annotations
+
+from patchline.plugins.base import Element, Prop, name_list, positive_int
+
+
+def _fallback(frame) -> dict:
+    """The result of a frame no post-process described: its identity, and the reason when it failed."""
+    result = {"frame_id": frame.frame_id, "timestamp": frame.iso_time(), "latency_ms": frame.latency_ms(),
+              "source": frame.source}
+    if frame.error is not None:
+        result.update(verdict="error", reason=frame.error)
+    return result
+
+
+class DataSerialize(Element):
+    """The result of the elements named in outputDataKeys: one key → its payload, several → {key: payload}."""
+
+    FACTORY = "mxpi_dataserialize"
+    PROPS = {"outputDataKeys": Prop(required=True, parse=name_list, help="element names, comma-separated")}
+    handles_errors = True
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.keys = props["outputDataKeys"]
+
+    def process(self, frame):
+        if len(self.keys) == 1:
+            frame.result = frame.meta.get(self.keys[0]) or _fallback(frame)
+        else:
+            frame.result = {key: frame.meta.get(key) for key in self.keys}
+        return frame
+
+
+class AppSink(Element):
+    """Hands each frame's result to the host (`context.on_result`), as a MindX host's GetResult would."""
+
+    FACTORY = "appsink"
+    PROPS = {"blocksize": Prop(parse=positive_int)}
+    handles_errors = True
+
+    def process(self, frame):
+        self.context.on_result(frame.result if frame.result is not None else _fallback(frame))
+        return None

@@ -1,0 +1,98 @@
+"""Where frames come from: appsrc (fed by the host, e.g. from a folder) and mxpi_rtspsrc (a camera).
+
+A source has `frames(stop_event)` instead of `process`: it yields Frames until it is done (a
+folder) or the event is set (a camera).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from patchline.errors import PatchlineError
+from patchline.pipeline.frame import Frame
+from patchline.plugins.base import Element, Prop, non_negative_int, positive_int
+from patchline.preprocess import list_images
+
+log = logging.getLogger(__name__)
+
+
+class AppSrc(Element):
+    """The stream's input as in a MindX host app: the host attaches a feed (an iterable of Frames)."""
+
+    FACTORY = "appsrc"
+    PROPS = {"blocksize": Prop(parse=positive_int)}
+    is_source = True
+    feed: Iterable[Frame] | None = None
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        if self.feed is None:
+            raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
+                                 f"FOLDER or --source rtsp://….")
+        for frame in self.feed:
+            if stop.is_set():
+                return
+            yield frame
+
+
+class FolderSource(Element):
+    """Frames from the image files of a folder, in name order, each exactly once; never drops."""
+
+    FACTORY = "folder"
+    is_source = True
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.folder = Path(props["folder"])
+        if not self.folder.is_dir():
+            raise PatchlineError(f"source folder {self.folder} does not exist or is not a folder.")
+        self.paths = list_images(self.folder)
+        if not self.paths:
+            raise PatchlineError(f"source folder {self.folder} holds no images (.png, .jpg, .bmp, .tif).")
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            if stop.is_set():
+                return
+            frame = Frame(self.context.stream, i, path.name, time.time())
+            try:
+                frame.data = path.read_bytes()
+            except OSError as exc:
+                frame.error = f"cannot read {path.name}: {exc.strerror or exc}"
+            yield frame
+
+
+class RtspSrc(Element):
+    """A live RTSP camera (newest frame wins, reconnect with back-off) — wraps `plugins.camera.RtspCamera`."""
+
+    FACTORY = "mxpi_rtspsrc"
+    PROPS = {
+        "rtspUrl": Prop(required=True, help="rtsp://host:port/path"),
+        "channelId": Prop(default="0", parse=non_negative_int),
+    }
+    is_source = True
+    live = True
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        from patchline.plugins.camera import RtspCamera, redacted_url
+
+        self.url = props["rtspUrl"]
+        self.public_url = redacted_url(self.url)
+        self.camera = RtspCamera(self.url, on_status=self._status)
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera delivered that were replaced by a newer one before the stream took them."""
+        return self.camera.dropped
+
+    def _status(self, state: str, info: dict) -> None:
+        self.context.on_status(self.context.camera, state, **info)
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for rgb, timestamp, seq in self.camera.frames(stop):
+            yield Frame(self.context.stream, int(seq), self.public_url, float(timestamp), image=rgb,
+                        frame_shape=rgb.shape[:2])

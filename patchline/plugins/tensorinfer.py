@@ -1,0 +1,75 @@
+"""mxpi_tensorinfer: run one exported model on the tensor an upstream element produced."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from patchline.errors import PatchlineError
+from patchline.plugins.base import Element, Prop, Where, non_negative_int, one_of, validate_props
+from patchline.plugins.onnx_features import model_name_facts, open_session, resolve_model_path
+
+
+class TensorInfer(Element):
+    """modelPath's model on `dataSource`'s output → {output name: (1, C, h, w) float32}.
+
+    The layer2 model reads the normalized image; the layer3 model names the layer2 tensorinfer as
+    its dataSource and reads its `layer2` output, so layer2 is computed once per frame.
+    """
+
+    FACTORY = "mxpi_tensorinfer"
+    PROPS = {
+        "modelPath": Prop(required=True, help="the exported model, e.g. models/<backbone>_<imagesize>_layer2.onnx"),
+        "dataSource": Prop(),
+        "deviceId": Prop(parse=non_negative_int),
+        "outputDeviceId": Prop(),
+        "waitingTime": Prop(parse=non_negative_int),
+        "singleBatchInfer": Prop(parse=one_of("0", "1")),
+        "dynamicStrategy": Prop(parse=one_of("Nearest", "Upper", "Lower")),
+    }
+
+    @classmethod
+    def validate(cls, props, where: Where, options) -> dict:
+        parsed = validate_props(cls.PROPS, props, where)
+        path = resolve_model_path(parsed["modelPath"])
+        if options.get("check_files", True) and not path.is_file():
+            also = f" (resolved from {parsed['modelPath']})" if str(path) != parsed["modelPath"] else ""
+            raise where.error(f"model file {path}{also} does not exist; export it with `patchline export`.",
+                              "modelPath")
+        return parsed
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.source = props["dataSource"]
+        self.session = open_session(props["modelPath"], context.options.get("ort_threads"))
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        facts = context.facts
+        named = model_name_facts(resolve_model_path(props["modelPath"]))
+        if "backbone" in named:
+            if facts.setdefault("backbone", named["backbone"]) != named["backbone"]:
+                raise PatchlineError(f"model {props['modelPath']} is for backbone {named['backbone']} but an "
+                                     f"earlier model of this stream is for {facts['backbone']}.")
+        size = model_input.shape[2] if len(model_input.shape) == 4 else None
+        if self.input_name == "image" and isinstance(size, int) and facts.get("imagesize") not in (None, size):
+            raise PatchlineError(f"model {props['modelPath']} takes {size}-pixel images but the crop makes "
+                                 f"{facts['imagesize']}-pixel ones.")
+        channels = facts.setdefault("layer_channels", {})
+        for out in self.session.get_outputs():
+            if len(out.shape) == 4 and isinstance(out.shape[1], int):
+                channels[out.name] = out.shape[1]
+
+    def _input(self, frame) -> np.ndarray:
+        value = frame.meta.get(self.source)
+        if isinstance(value, dict):
+            value = value.get(self.input_name, next(iter(value.values())) if len(value) == 1 else None)
+        if value is None:
+            raise PatchlineError(f"{self.source} produced no input for model input '{self.input_name}'.")
+        return value if value.ndim == 4 else value[None]
+
+    def process(self, frame):
+        outputs = self.session.run(None, {self.input_name: self._input(frame)})
+        result = dict(zip(self.output_names, outputs))
+        frame.meta[self.name] = result
+        frame.tensors.update(result)
+        return frame

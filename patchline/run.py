@@ -1,0 +1,319 @@
+"""`patchline run PIPELINE`: run a pipeline file's streams and publish every result over MQTT.
+
+As in a MindX host application, the streams end in appsink and the host takes the results from
+there: each verdict goes to the line's MQTT Publisher (verdict, alarm, status, bank topics of
+DESIGN §6). A folder source ends when the folder is done; a camera runs until SIGINT / SIGTERM.
+This module never imports MindSpore or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from patchline.errors import ConfigError, PatchlineError
+from patchline.pipeline.config import load_pipeline
+from patchline.pipeline.runner import StreamManager
+
+log = logging.getLogger(__name__)
+STATUS_INTERVAL_S = 5.0
+
+
+def default_spool() -> Path:
+    """Alarm spool root: $PATCHLINE_SPOOL or ./patchline-spool (one folder per line inside)."""
+    return Path(os.environ.get("PATCHLINE_SPOOL", "patchline-spool"))
+
+
+class RunHost:
+    """The host side: counts results, hands them to the line's Publisher, keeps camera statuses.
+
+    Its callbacks run on pipeline threads (appsink, camera grabber, bank watcher).
+    """
+
+    def __init__(self, max_frames: int | None, on_enough, echo: bool):
+        self.max_frames = max_frames
+        self.on_enough = on_enough
+        self.echo = echo
+        self.publishers: dict = {}  # line → Publisher
+        self.verdicts: Counter = Counter()
+        self.per_camera: Counter = Counter()
+        self.errors_per_camera: Counter = Counter()
+        self.states: dict[str, str] = {}
+        self.bank_versions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def results(self) -> int:
+        return sum(self.verdicts.values())
+
+    def on_result(self, payload: dict) -> None:
+        verdict = payload.get("verdict", "none")
+        camera = payload.get("camera")
+        with self._lock:
+            self.verdicts[verdict] += 1
+            self.per_camera[camera] += 1
+            if verdict == "error":
+                self.errors_per_camera[camera] += 1
+            total = sum(self.verdicts.values())
+        publisher = self.publishers.get(payload.get("line"))
+        if publisher is not None:
+            publisher.publish_result(payload)
+        elif self.echo:
+            sys.stdout.write(json.dumps(payload) + "\n")
+        if self.max_frames is not None and total >= self.max_frames:
+            self.on_enough()
+
+    def on_status(self, camera: str, state: str, **extra) -> None:
+        self.states[camera] = state
+        for publisher in self.publishers.values():
+            if camera in publisher.cameras:
+                publisher.set_status(camera, state, **extra)
+
+    def on_bank(self, line: str, version: str) -> None:
+        self.bank_versions[line] = version
+        publisher = self.publishers.get(line)
+        if publisher is not None:
+            publisher.publish_bank(version)
+
+
+def _stream_lines(manager: StreamManager) -> dict[str, tuple[str | None, object]]:
+    """stream → (line, post-process) for streams whose post-process names a line."""
+    out = {}
+    for name, stream in manager.streams.items():
+        out[name] = (None, None)
+        for node in stream.nodes.values():
+            impl = getattr(node.element, "impl", None)
+            if getattr(impl, "line", None):
+                out[name] = (impl.line, impl)
+    return out
+
+
+def _install_signals(stop) -> dict:
+    """SIGINT / SIGTERM stop the sources (frames in flight still finish); a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous, received = {}, []
+
+    def handler(signum, _frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.info("stopping on signal %d (again to interrupt)", signum)
+        stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _summary(manager: StreamManager, host: RunHost, lines: dict, seconds: float) -> str:
+    rows = [f"patchline run {manager.config.path}: {seconds:.1f} s"]
+    for name, stream in manager.streams.items():
+        st = stream.stats()
+        camera = stream.context.camera
+        n = host.per_camera[camera]
+        fps = n / st["seconds"] if st["seconds"] > 0 else 0.0
+        rows.append(f"  stream {name} (camera {camera}, line {lines[name][0]}): {st['frames_in']} frames in, "
+                    f"{n} results, {fps:.1f} frames/s, {host.errors_per_camera[camera]} errors, "
+                    f"{st['dropped']} dropped" + (f"; stopped: {st['fatal']}" if st["fatal"] else ""))
+    counts = ", ".join(f"{host.verdicts[v]} {v}" for v in ("good", "defect", "error"))
+    rows.append(f"  verdicts: {counts}")
+    for line, publisher in host.publishers.items():
+        s = publisher.stats()
+        rows.append(f"  mqtt {line}: {s['delivered']} delivered, {s['queued']} queued, "
+                    f"{s['dropped_verdicts']} verdicts dropped, {s['dropped_alarms']} alarms dropped, "
+                    f"{s['spooled_alarms']} alarms spooled")
+    return "\n".join(rows)
+
+
+def run_pipeline(
+    pipeline_path: str | Path,
+    source: str | None = None,
+    mqtt_url: str | None = None,
+    *,
+    camera: str | None = None,
+    line: str | None = None,
+    banks_root: str | Path | None = None,
+    allow_plugins: Iterable[str] = (),
+    max_frames: int | None = None,
+    spool_dir: str | Path | None = None,
+    mqtt_username: str | None = None,
+    mqtt_password: str | None = None,
+    mqtt_ca: str | None = None,
+    mqtt_cert: str | None = None,
+    mqtt_key: str | None = None,
+    mqtt_insecure: bool = False,
+    ort_threads: int | None = None,
+    status_interval: float = STATUS_INTERVAL_S,
+    echo: bool = False,
+    quiet: bool = False,
+    publish_timeout: float = 10.0,
+) -> int:
+    """Load, check and run a pipeline file; publish results; print a summary. Returns the exit status.
+
+    source: a folder of images or an rtsp:// URL, replacing the source of a single-stream file.
+    mqtt_url: mqtt://host:port (mqtts:// for TLS); None publishes nothing (echo=True prints JSON lines).
+    line / banks_root: override the post-process's line and banks props.
+    max_frames: stop after this many results (tests and benchmarks).
+    """
+    from patchline.mqtt import BrokerSettings, Publisher
+
+    config = load_pipeline(pipeline_path, allow_plugins)
+    broker = None
+    if mqtt_url:
+        broker = BrokerSettings.from_url(mqtt_url, mqtt_username, mqtt_password, mqtt_ca, mqtt_cert, mqtt_key,
+                                         mqtt_insecure)
+    stop_event = threading.Event()
+    host = RunHost(max_frames, stop_event.set, echo)
+    options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads}
+    manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
+    try:
+        lines = _stream_lines(manager)
+        for name, (stream_line, _) in lines.items():
+            if stream_line is None and line is None:
+                raise ConfigError(f"stream '{name}' of {config.path} has no post-process that names a line; "
+                                  f"pass --line NAME.")
+        if broker is not None:
+            cameras_by_line: dict[str, list[str]] = {}
+            for name, stream in manager.streams.items():
+                cameras_by_line.setdefault(lines[name][0] or line, []).append(stream.context.camera)
+            root = Path(spool_dir) if spool_dir else default_spool()
+            for stream_line, cameras in cameras_by_line.items():
+                host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line)
+        for stream_line, impl in lines.values():
+            if impl is not None:
+                host.bank_versions[stream_line] = impl.bank_version
+        for publisher in host.publishers.values():
+            publisher.start()
+            version = host.bank_versions.get(publisher.line)
+            if version:
+                publisher.publish_bank(version)
+        for name, stream in manager.streams.items():
+            if not stream.context.live:
+                host.on_status(stream.context.camera, "online", source=str(source or name))
+    except BaseException:
+        manager.close()
+        for publisher in host.publishers.values():
+            publisher.close(1.0)
+        raise
+
+    previous = _install_signals(manager.stop)
+    stop_event_watch = threading.Thread(target=lambda: (stop_event.wait(), manager.stop()), daemon=True)
+    stop_event_watch.start()
+    began = time.perf_counter()
+    manager.start()
+    try:
+        last_status, last_counts = time.monotonic(), Counter()
+        while not manager.wait(0.2):
+            if time.monotonic() - last_status >= status_interval:
+                last_status, last_counts = _publish_status(manager, host, last_status, last_counts)
+    finally:
+        manager.stop()
+        manager.wait(10.0)
+        manager.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop_event.set()
+        for name, stream in manager.streams.items():
+            st = stream.stats()
+            host.on_status(stream.context.camera, host.states.get(stream.context.camera, "online"),
+                           fps=round(host.per_camera[stream.context.camera] / max(st["seconds"], 1e-9), 2),
+                           errors=host.errors_per_camera[stream.context.camera], dropped_frames=st["dropped"])
+        for publisher in host.publishers.values():
+            publisher.close(publish_timeout)
+    seconds = time.perf_counter() - began
+    if not quiet:
+        print(_summary(manager, host, lines, seconds))
+    fatal = [f"stream '{n}': {s.fatal}" for n, s in manager.streams.items() if s.fatal]
+    if fatal:
+        raise PatchlineError("; ".join(fatal))
+    return 0
+
+
+def _publish_status(manager: StreamManager, host: RunHost, since: float, counts: Counter):
+    now = time.monotonic()
+    current = Counter(host.per_camera)
+    for name, stream in manager.streams.items():
+        cam = stream.context.camera
+        fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
+        state = host.states.get(cam, "online")
+        line = _stream_lines(manager)[name][0]
+        host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
+                       dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
+    return now, current
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `patchline run` arguments."""
+    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
+    p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
+    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
+    p.add_argument("--camera", help="camera name in the MQTT topics (default: the stream's name)")
+    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
+    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop "
+                                              "(default $PATCHLINE_BANKS or ./faiss-index-precision)")
+    p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
+                   help="let the file load this post-process module from outside patchline.plugins (repeatable)")
+    p.add_argument("--max-frames", type=int, help="stop after this many results")
+    p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
+    p.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
+    p.add_argument("--mqtt-password", help="broker password (better: $PATCHLINE_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-ca", help="CA certificate file for TLS")
+    p.add_argument("--mqtt-cert", help="client certificate file for TLS")
+    p.add_argument("--mqtt-key", help="client key file for TLS")
+    p.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the CPU cores shared among the file's models)")
+    p.add_argument("--quiet", action="store_true", help="no summary")
+
+
+def cmd_run(args) -> int:
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
+    if args.source and not args.source.startswith(("rtsp://", "rtsps://")) and not Path(args.source).is_dir():
+        raise ConfigError(f"--source {args.source} is neither an rtsp:// URL nor an existing folder.")
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
+    return run_pipeline(args.pipeline, args.source, args.mqtt, camera=args.camera, line=args.line,
+                        banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
+                        spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
+                        mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
+                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, echo=not args.mqtt,
+                        quiet=args.quiet)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add `run` to the CLI's sub-commands (cli.build_parser calls this)."""
+    p = subparsers.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
+    add_arguments(p)
+    p.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m patchline.run …`: the same as `patchline run …`."""
+    parser = argparse.ArgumentParser(prog="patchline run")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.command = "run"
+    try:
+        return cmd_run(args)
+    except PatchlineError as exc:
+        print(f"patchline run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("patchline run: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The whole loop as an operator runs it: train → export → evaluate → `patchline run` → MQTT.
+
+Real MindSpore (training, evaluate), real ONNX Runtime (pipeline), real faiss, real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pipeline_support import LINE, REPO, bank_meta, check_run, patchline, prepare_trained_line, train
+
+LAYER2_LAYER3 = REPO / "pipeline" / "folder_layer2_layer3.pipeline"
+VERDICT_FIELDS = {"frame_id", "camera", "line", "timestamp", "score", "threshold", "verdict", "aggregation",
+                  "bank_version", "latency_ms", "source"}
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    return prepare_trained_line(tmp_path_factory.getbasetemp() / "pipeline-line")
+
+
+def verdicts_of(messages):
+    return [p for topic, p, _ in messages if topic.endswith("/verdict")]
+
+
+def test_folder_gives_one_verdict_per_image_with_evaluate_scores(line, tmp_path, mosquitto_broker, mqtt_collector):
+    collector = mqtt_collector(mosquitto_broker.url, [f"patchline/{LINE}/#"])
+    names = sorted([*line.expected, line.corrupt])
+    done = check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(line.frames), "--mqtt", mosquitto_broker.url,
+                               "--line", LINE, "--camera", "cam1", "--spool", str(tmp_path / "spool")),
+                     line.workdir, timeout=180)
+    collector.wait_for(lambda m: len(verdicts_of(m)) >= len(names), timeout=20)
+    time.sleep(0.5)  # anything extra would arrive now
+    verdicts = collector.payloads("cam1/verdict")
+    assert sorted(v["source"] for v in verdicts) == names, "exactly one verdict per image"
+    assert [v["frame_id"] for v in sorted(verdicts, key=lambda v: v["source"])] == list(range(len(names)))
+    by_source = {v["source"]: v for v in verdicts}
+
+    broken = by_source.pop(line.corrupt)
+    assert broken["verdict"] == "error" and "not a readable image" in broken["reason"]
+    assert broken["frame_id"] < max(v["frame_id"] for v in by_source.values()), "the stream went on after it"
+
+    alarms = collector.payloads("cam1/alarm")
+    flagged = sorted(s for s, v in by_source.items() if v["verdict"] == "defect")
+    assert sorted(a["source"] for a in alarms) == flagged, "alarms exactly for defect verdicts"
+
+    worst = 0.0
+    for source, v in by_source.items():
+        assert VERDICT_FIELDS <= set(v), v
+        assert v["line"] == LINE and v["camera"] == "cam1" and v["timestamp"].endswith("Z")
+        assert v["aggregation"] == line.aggregation and v["bank_version"] == line.version
+        assert v["verdict"] == ("defect" if v["score"] > v["threshold"] else "good")
+        assert ("region" in v) == (v["verdict"] == "defect")
+        expected = line.expected[source]["score"]
+        worst = max(worst, abs(v["score"] - expected) / abs(expected))
+    print(f"\nmax relative score difference, pipeline (ONNX Runtime) vs evaluate (MindSpore): {worst:.2e}")
+    assert worst < 1e-4
+    defects_found = sum(by_source[s]["verdict"] == "defect" for s, e in line.expected.items() if e["label"] == 1)
+    assert defects_found >= 3, "the synthetic defects are found"
+    for v in alarms:
+        x0, y0, x1, y1 = v["region"]["bbox"]
+        assert 0 <= x0 < x1 <= 304 and 0 <= y0 < y1 <= 272 and v["region"]["area"] > 0  # frame pixels
+
+    status = collector.wait_for(lambda m: [p for t, p, r in m if t.endswith("cam1/status") and p["state"] == "offline"])
+    assert status[-1]["bank_version"] == line.version
+    assert any(p["version"] == line.version for p in collector.payloads(f"{LINE}/bank"))
+    assert "1 error" in done.stdout and f"{len(names)} results" in done.stdout
+
+
+def test_a_bank_of_other_layers_is_refused_at_start(line, tmp_path):
+    done = subprocess.run(patchline("run", str(REPO / "pipeline" / "folder_layer2.pipeline"), "--source",
+                                    str(line.frames), "--line", LINE, "--spool", str(tmp_path / "spool")),
+                          cwd=line.workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "layers" in done.stderr and "layer3" in done.stderr
+
+
+def test_retraining_switches_a_running_pipeline_to_the_new_bank(line, tmp_path, mosquitto_broker, mqtt_collector,
+                                                                 rtsp_server):
+    work = tmp_path / "work"
+    shutil.copytree(line.workdir, work, ignore=shutil.ignore_patterns("results", "frames", "patchline-spool"))
+    camera = rtsp_server(frames=sorted(line.frames.glob("good_*.png")), path="cam1", fps=10)
+    collector = mqtt_collector(mosquitto_broker.url, [f"patchline/{LINE}/#"])
+    old = bank_meta(work)["version"]
+    proc = subprocess.Popen(patchline("run", str(LAYER2_LAYER3), "--source", camera.url, "--mqtt", mosquitto_broker.url,
+                                      "--line", LINE, "--camera", "cam1", "--spool", str(tmp_path / "spool")),
+                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        collector.wait_for(lambda m: any(v["bank_version"] == old for v in verdicts_of(m)), timeout=90)
+        train(work)
+        new = bank_meta(work)["version"]
+        assert new != old
+        collector.wait_for(lambda m: any(v["bank_version"] == new for v in verdicts_of(m)), timeout=30)
+        collector.wait_for(lambda m: any(t.endswith(f"{LINE}/bank") and p["version"] == new for t, p, _ in m), timeout=10)
+        assert proc.poll() is None, "the pipeline kept running: no restart"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    versions = [v["bank_version"] for v in collector.payloads("cam1/verdict")]
+    first_new = versions.index(new)
+    assert set(versions[:first_new]) == {old} and set(versions[first_new:]) == {new}, "one switch, never back"
+    assert all(v["verdict"] != "error" for v in collector.payloads("cam1/verdict"))
+
+
+def test_evaluation_can_score_with_the_exported_models(line):
+    from patchline.bank import load_bank
+    from patchline.evaluate import score_paths
+    from patchline.plugins.onnx_features import OnnxFeatureExtractor
+    from patchline.scoring import aggregate
+    from patchline.settings import settings_from_mapping
+
+    bank = load_bank(line.workdir / "faiss-index-precision", LINE)
+    m = bank.meta
+    settings = settings_from_mapping({k: m.get(k) for k in ("line", "backbone", "layers", "resize", "imagesize",
+                                                             "patchsize", "target_dim", "aggregation")})
+    models = line.workdir / "models"
+    extractor = OnnxFeatureExtractor(models / "efficientnet_lite0_224_layer2.onnx",
+                                     models / "efficientnet_lite0_224_layer3.onnx", m["layers"])
+    names = sorted(line.expected)
+    scores = aggregate(score_paths([line.frames / n for n in names], bank, extractor, settings), m["aggregation"])
+    for name, score in zip(names, scores):
+        expected = line.expected[name]["score"]
+        assert abs(score - expected) / abs(expected) < 1e-4, name

@@ -1,0 +1,98 @@
+"""The stream manager's own behaviour, without models: queues, fan-out, skipping, failing frames."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from patchline.pipeline.config import parse_pipeline
+from patchline.pipeline.frame import EOS, Frame
+from patchline.pipeline.graph import FrameQueue
+from patchline.pipeline.runner import StreamManager, model_threads
+
+
+def frame(i: int) -> Frame:
+    return Frame("s", i, f"{i}.png", 0.0)
+
+
+def test_a_live_queue_keeps_the_newest_frame_and_never_drops_the_end():
+    queue = FrameQueue(1, leaky=True)
+    for i in range(5):
+        queue.put(frame(i))
+    queue.put(EOS)
+    assert queue.get().frame_id == 4 and queue.get() is EOS
+    assert queue.dropped == 4
+
+
+def test_a_folder_queue_blocks_instead_of_dropping():
+    queue = FrameQueue(2, leaky=False)
+    got = []
+    consumer = threading.Thread(target=lambda: [got.append(queue.get()) for _ in range(6)])
+    consumer.start()
+    for i in range(5):
+        queue.put(frame(i))
+    queue.put(EOS)
+    consumer.join(5)
+    assert [f.frame_id for f in got[:5]] == list(range(5)) and got[5] is EOS and queue.dropped == 0
+
+
+def write_frames(folder, n: int, broken: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        path = folder / f"{i:03d}.png"
+        if i == broken:
+            path.write_bytes(b"\x89PNG not really")
+        else:
+            cv2.imwrite(str(path), np.full((40, 60, 3), i * 10, np.uint8))
+
+
+def test_tee_skipframe_and_a_broken_frame(tmp_path):
+    write_frames(tmp_path / "frames", 8, broken=3)
+    data = {"s": {
+        "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "next": "mxpi_skipframe0"},
+        "mxpi_skipframe0": {"factory": "mxpi_skipframe", "props": {"frameNum": "1"}, "next": "tee0"},
+        "tee0": {"factory": "tee", "next": ["appsink0", "queue0"]},
+        "queue0": {"factory": "queue", "props": {"max-size-buffers": "2"}, "next": "appsink1"},
+        "appsink0": {"factory": "appsink"},
+        "appsink1": {"factory": "appsink"},
+    }}
+    results = []
+    lock = threading.Lock()
+
+    def on_result(payload):
+        with lock:
+            results.append(payload)
+
+    manager = StreamManager(parse_pipeline(data, "t.pipeline"), str(tmp_path / "frames"), on_result=on_result)
+    manager.start()
+    assert manager.wait(30)
+    manager.close()
+    stats = manager.stats()["s"]
+    # frame 3 cannot be decoded: it passes the skipper untouched (errors are never skipped) and
+    # reaches both sinks as an error result; of the rest, every other one is kept.
+    ids = sorted(r["frame_id"] for r in results)
+    assert ids == [0, 0, 2, 2, 3, 3, 5, 5, 7, 7]
+    errors = [r for r in results if r.get("verdict") == "error"]
+    assert len(errors) == 2 and all("003.png" in r["reason"] for r in errors)
+    assert stats["frames_in"] == 8 and stats["dropped"] == 0 and stats["fatal"] is None
+
+
+def test_models_share_the_cores():
+    one = parse_pipeline({"s": {
+        "appsrc0": {"factory": "appsrc", "next": "appsink0"}, "appsink0": {"factory": "appsink"}}}, "t")
+    assert model_threads(one, cores=2) == 2
+
+
+def test_an_appsrc_stream_without_a_source_is_refused_before_it_starts():
+    import pytest
+
+    from patchline.errors import ConfigError
+    from patchline.pipeline.config import load_pipeline
+    from pipeline_support import REPO
+
+    config = load_pipeline(REPO / "pipeline" / "folder_layer2.pipeline", check_files=False)
+    with pytest.raises(ConfigError, match="--source FOLDER"):
+        StreamManager(config)
