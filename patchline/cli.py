@@ -201,16 +201,6 @@ def cmd_alarms(args) -> int:
                       tls_insecure=args.mqtt_insecure, count=args.count, timeout=args.timeout)
 
 
-def mqtt_arguments(p: argparse.ArgumentParser) -> None:
-    """Broker credentials and TLS flags shared by `run` and `alarms`."""
-    p.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
-    p.add_argument("--mqtt-password", help="broker password (better: $PATCHLINE_MQTT_PASSWORD; command lines show in ps)")
-    p.add_argument("--mqtt-ca", help="CA certificate file for TLS")
-    p.add_argument("--mqtt-cert", help="client certificate file for TLS")
-    p.add_argument("--mqtt-key", help="client key file for TLS")
-    p.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")
-
-
 def cmd_demo(args) -> int:
     from patchline.demo import run_demo
 
@@ -284,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print each alarm's JSON payload on one line")
     p.add_argument("--count", type=int, help="stop after this many alarms")
     p.add_argument("--timeout", type=float, help="stop after this many seconds")
-    mqtt_arguments(p)
+    from patchline.mqtt import add_broker_arguments
+
+    add_broker_arguments(p)
     p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")

@@ -594,3 +594,14 @@ def _unlink(path: Path | None) -> None:
             pass
         except OSError as exc:
             log.warning("cannot remove %s: %s", path, exc.strerror)
+
+
+def add_broker_arguments(parser) -> None:
+    """Broker credential and TLS flags shared by `patchline run` and `patchline alarms` (argparse)."""
+    parser.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
+    parser.add_argument("--mqtt-password",
+                        help="broker password (better: $PATCHLINE_MQTT_PASSWORD; command lines show in ps)")
+    parser.add_argument("--mqtt-ca", help="CA certificate file for TLS")
+    parser.add_argument("--mqtt-cert", help="client certificate file for TLS")
+    parser.add_argument("--mqtt-key", help="client key file for TLS")
+    parser.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")

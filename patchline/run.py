@@ -254,6 +254,8 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `patchline run` arguments."""
+    from patchline.mqtt import add_broker_arguments
+
     p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
     p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
     p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
@@ -265,12 +267,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="let the file load this post-process module from outside patchline.plugins (repeatable)")
     p.add_argument("--max-frames", type=int, help="stop after this many results")
     p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
-    p.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
-    p.add_argument("--mqtt-password", help="broker password (better: $PATCHLINE_MQTT_PASSWORD)")
-    p.add_argument("--mqtt-ca", help="CA certificate file for TLS")
-    p.add_argument("--mqtt-cert", help="client certificate file for TLS")
-    p.add_argument("--mqtt-key", help="client key file for TLS")
-    p.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")
+    add_broker_arguments(p)
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the CPU cores shared among the file's models)")
     p.add_argument("--quiet", action="store_true", help="no summary")
 

@@ -86,3 +86,31 @@ def test_unreachable_broker_is_one_sentence():
 def test_format_alarm_tolerates_missing_fields():
     line = format_alarm({"verdict": "defect"}, "patchline/L3/camX/alarm")
     assert "line=L3" in line and "camera=camX" in line and "score=-/-" in line and "region=-" in line
+
+
+def test_patchline_alarms_command_prints_alarms_and_exits_cleanly(mosquitto_broker, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", mosquitto_broker.url,
+                             "--line", "L1", "--json", "--count", "1", "--timeout", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)  # let it subscribe
+    _publish(mosquitto_broker.url, tmp_path, "L1", [_alarm(5)])
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip())["frame_id"] == 5
+
+
+def test_patchline_alarms_command_with_a_dead_broker_says_one_sentence():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", f"mqtt://127.0.0.1:{port}",
+                           "--timeout", "5"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "cannot reach the MQTT broker" in done.stderr and "Traceback" not in done.stderr
