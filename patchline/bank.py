@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -23,6 +23,7 @@ import numpy as np
 from patchline import __version__
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
+from patchline.nearest import NearestPatchSearch
 from patchline.scoring import patch_scores_from_distances
 
 FORMAT = "patchline-bank/1"
@@ -63,6 +64,10 @@ class Bank:
     index: faiss.Index
     meta: dict
     path: Path
+    search: NearestPatchSearch = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.search = NearestPatchSearch.from_faiss(self.index)
 
     @property
     def version(self) -> str:
@@ -77,7 +82,7 @@ class Bank:
         n, h, w, d = embeddings.shape
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
-        squared, _ = self.index.search(np.ascontiguousarray(embeddings.reshape(-1, d), dtype=np.float32), 1)
+        squared = self.search.squared_distances(embeddings.reshape(-1, d))
         return patch_scores_from_distances(squared, (h, w))
 
 

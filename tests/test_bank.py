@@ -86,3 +86,17 @@ def test_missing_bank_and_leftover_staging_folders(tmp_path, patches):
 def test_line_names_must_be_safe(tmp_path, patches):
     with pytest.raises(BankError, match="not allowed"):
         write_bank(tmp_path, "../evil", patches, META)
+
+
+@pytest.mark.parametrize("dim,bank_size", [(16, 50), (152, 5000), (512, 300)])
+def test_bank_search_equals_faiss_exact_search(tmp_path, dim, bank_size):
+    rng = np.random.default_rng(dim)
+    patches = rng.normal(size=(bank_size, dim)).astype(np.float32)
+    write_bank(tmp_path, "line", patches, META)
+    bank = load_bank(tmp_path, "line")
+    queries = np.concatenate([rng.normal(size=(200, dim)), patches[:56] + 1e-3]).astype(np.float32)
+    n = len(queries)
+    reference, _ = bank.index.search(queries, 1)
+    ours = bank.search.squared_distances(queries)
+    assert ours.shape == reference.shape == (n, 1)
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-3)
