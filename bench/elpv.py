@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(cell_type: str, coreset: float | None) -> dict:
+def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> dict:
     """Train + score one cell type in this process; return the measurements."""
     import numpy as np
 
@@ -38,6 +38,8 @@ def run_one(cell_type: str, coreset: float | None) -> dict:
     settings = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{cell_type}")
     if coreset:
         settings = settings.replace(coreset_ratio=coreset)
+    if size:
+        settings = settings.replace(resize=size, imagesize=size)
     split = elpv_split(cell_type)
     extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
     with tempfile.TemporaryDirectory() as banks:
@@ -66,6 +68,7 @@ def run_one(cell_type: str, coreset: float | None) -> dict:
         "bank_mib": index_bytes / 2**20, "test_far": float(flagged[labels == 0].mean()),
         "test_miss": float((~flagged[labels == 1]).mean()), "coreset_ratio": settings.coreset_ratio,
         "imagesize": settings.imagesize, "layers": "+".join(settings.layers),
+        "synthetic_auroc": result.meta["aggregation_choice"]["synthetic_auroc"][chosen],
     }
 
 
@@ -79,6 +82,7 @@ def table(results: list[dict]) -> str:
         lines.append(f"| image AUROC {a} | " + " | ".join(f"{r['auroc'][a]:.4f}" for r in results) + " |")
     rows = [
         ("**chosen (normals only)**", lambda r: f"**{r['chosen']}: {r['chosen_auroc']:.4f}**"),
+        ("synthetic-defect AUROC of the choice (training data only)", lambda r: f"{r['synthetic_auroc']:.4f}"),
         ("test false-alarm / miss at threshold", lambda r: f"{r['test_far']:.3f} / {r['test_miss']:.3f}"),
         ("train images / test normal / test defect", lambda r: f"{r['n_train']} / {r['n_test_normal']} / {r['n_test_defect']}"),
         ("train time (s)", lambda r: f"{r['train_s']:.1f}"),
@@ -96,14 +100,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cell-types", default="mono,poly")
     parser.add_argument("--coreset", type=float, help="override the coreset ratio of configs/elpv.yaml")
+    parser.add_argument("--size", type=int, help="override resize = imagesize (whole cell) of configs/elpv.yaml")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.coreset)))
+        print(json.dumps(run_one(args.one, args.coreset, args.size)))
         return
     results = []
     for cell_type in args.cell_types.split(","):
-        cmd = [sys.executable, __file__, "--one", cell_type] + (["--coreset", str(args.coreset)] if args.coreset else [])
+        cmd = [sys.executable, __file__, "--one", cell_type] + (["--coreset", str(args.coreset)] if args.coreset else []) \
+            + (["--size", str(args.size)] if args.size else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{cell_type}: done in {results[-1]['train_s']:.0f} s of training", file=sys.stderr)

@@ -2,7 +2,7 @@
 beside the bare model forward measured in the same run. Not a test. Prints a Markdown table.
 
     python bench/pipeline.py [--backbones efficientnet_lite0,wide_resnet50_2] [--sizes 224,320]
-                             [--frames 300] [--threads N] [--work /tmp/patchline-bench]
+                             [--frames 300] [--threads N] [--work DIR (default: a patchline-bench folder in the temp dir)]
 
 Models are exported once (`patchline export`, in a subprocess: this process never loads
 MindSpore); efficientnet_lite0 has its packaged ImageNet weights, wide_resnet50_2 random weights
@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 

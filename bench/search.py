@@ -28,7 +28,7 @@ def timed(fn, repeats: int = 20) -> tuple[float, float]:
 
 
 def main() -> None:
-    faiss.omp_set_num_threads(1)  # as in the pipeline's post-process thread
+    faiss.omp_set_num_threads(1)  # one search per frame is small: OpenMP workers would only contend
     rng = np.random.default_rng(0)
     print("| dim | bank patches | faiss wall / CPU ms | patchline wall / CPU ms | CPU speed-up | max rel. diff |")
     print("|---:|---:|---:|---:|---:|---:|")

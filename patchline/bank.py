@@ -168,15 +168,15 @@ def check_compatible(meta: Mapping, expected: Mapping) -> None:
     expected: any of COMPATIBILITY_FIELDS (values compared after JSON normalisation, so tuples
     equal lists). Raises BankError naming the first mismatching field.
     """
-    for field in COMPATIBILITY_FIELDS:
-        if field not in expected or expected[field] is None:
+    for name in COMPATIBILITY_FIELDS:
+        if name not in expected or expected[name] is None:
             continue
-        want = json.loads(json.dumps(expected[field]))
-        have = meta.get(field)
+        want = json.loads(json.dumps(expected[name]))
+        have = meta.get(name)
         if have != want:
             raise BankError(
-                f"bank {meta.get('line')}/{meta.get('version')} was built with {field} = {have!r} "
-                f"but this line uses {field} = {want!r}; retrain the bank or fix the settings."
+                f"bank {meta.get('line')}/{meta.get('version')} was built with {name} = {have!r} "
+                f"but this line uses {name} = {want!r}; retrain the bank or fix the settings."
             )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -22,24 +21,6 @@ from patchline.preprocess import crop_box
 from patchline.scoring import aggregate
 
 log = logging.getLogger(__name__)
-
-
-_thread_state = threading.local()
-
-
-def faiss_threads(n: int | None = None) -> None:
-    """Set faiss's OpenMP threads for searches made by the calling thread: n, $PATCHLINE_FAISS_THREADS, or 1.
-
-    OpenMP keeps this setting per thread (a thread not started by OpenMP starts from the default,
-    all cores), so it is applied in the pipeline thread that searches, once. One search per frame
-    is small; OpenMP workers would only fight the model threads (and spin) on a small box.
-    """
-    import faiss
-
-    n = max(1, n or int(os.environ.get("PATCHLINE_FAISS_THREADS", "1")))
-    if getattr(_thread_state, "faiss_threads", None) != n:
-        faiss.omp_set_num_threads(n)
-        _thread_state.faiss_threads = n
 
 
 def default_banks_root() -> str:
@@ -68,7 +49,6 @@ class PatchCorePostProcess:
         root = Path(context.options.get("banks_root") or props.get("banks") or default_banks_root())
         facts = context.facts
         expected = {k: facts.get(k) for k in ("backbone", "resize", "imagesize")}
-        self.faiss_threads = context.options.get("faiss_threads")
         self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),
                                       props.get("bankCheckInterval") or 0.5)
         self.live.listeners.append(context.on_bank)
@@ -99,7 +79,6 @@ class PatchCorePostProcess:
         state = self.live.state  # taken once: this frame sees one whole bank
         if frame.error is not None:
             return {**self._payload(frame, state, "error", None), "reason": frame.error}
-        faiss_threads(self.faiss_threads)
         try:
             t0 = time.perf_counter()
             features = {layer: frame.tensors[layer] for layer in state.layers}
