@@ -13,11 +13,9 @@ MindSpore); efficientnet_lite0 has its packaged ImageNet weights, wide_resnet50_
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -126,31 +124,6 @@ def bare_forward(backbone: str, size: int, layers, models: Path, threads: int | 
     return n / (time.perf_counter() - began), 1000.0 * (time.process_time() - began_cpu) / n
 
 
-class Broker:
-    """A throw-away mosquitto on 127.0.0.1."""
-
-    def __init__(self, workdir: Path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        f"user {getpass.getuser()}\n")
-        self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
-
-
 def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url: str, spool: Path,
                       threads: int | None) -> dict:
     """Run the folder pipeline once; frames/s from start to the last publish, ms per stage per frame."""
@@ -212,7 +185,9 @@ def main(argv=None) -> int:
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # model paths in pipeline files are relative to the working directory
     frames = make_frames(work / "frames", args.frames)
-    broker = Broker(work)
+    from patchline.demo import LocalBroker
+
+    broker = LocalBroker(work)
     rows = []
     try:
         for backbone in args.backbones.split(","):
@@ -235,7 +210,7 @@ def main(argv=None) -> int:
                     print(f"{line}: {result['fps']:.1f} frames/s (bare {bare:.1f}); CPU ms/frame {result['cpu']:.1f}, "
                           f"of it inside elements {result['stage_cpu']:.1f}", file=sys.stderr)
     finally:
-        broker.stop()
+        broker.close()
     print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
           f"about 20 s of frames), {os.cpu_count()} CPU cores. "
           f"bare: the model(s) alone, batch 1, intra-op threads {args.threads or os.cpu_count()}. pipeline: file read → "
