@@ -45,17 +45,22 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise PatchlineError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}.")
 
 
+def resized_shape(h: int, w: int, resize: int) -> tuple[int, int]:
+    """(height, width) after scaling an h × w image so its shorter side is `resize` pixels."""
+    scale = resize / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_shorter_side(image: np.ndarray, resize: int) -> np.ndarray:
     """Resize (H, W, C) so its shorter side is `resize` pixels, keeping the aspect ratio.
 
     Shrinking uses area interpolation (no aliasing), enlarging uses bilinear.
     """
     h, w = image.shape[:2]
-    scale = resize / min(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    new_h, new_w = resized_shape(h, w, resize)
     if (new_h, new_w) == (h, w):
         return image
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if resize < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
 
 
@@ -88,8 +93,7 @@ def crop_box(frame_shape: tuple[int, int], resize: int, imagesize: int) -> tuple
     pixels per crop pixel, so anomaly-map coordinates can be reported in frame pixels.
     """
     h, w = frame_shape
-    scale = resize / min(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    new_h, new_w = resized_shape(h, w, resize)
     left, top = (new_w - imagesize) // 2, (new_h - imagesize) // 2
     sx = w / new_w
     return left * sx, top * (h / new_h), sx
@@ -104,8 +108,7 @@ def list_images(folder: str | Path) -> list[Path]:
 def mask_to_crop(mask: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
     """(H, W) ground-truth mask → (imagesize, imagesize) bool, resized and cropped like the image."""
     h, w = mask.shape[:2]
-    scale = resize / min(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    new_h, new_w = resized_shape(h, w, resize)
     resized = cv2.resize(mask.astype(np.uint8), (new_w, new_h), interpolation=cv2.INTER_NEAREST)
     return center_crop(resized[:, :, None], imagesize)[:, :, 0] > 0
 
