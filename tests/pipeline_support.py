@@ -3,7 +3,6 @@ exported and evaluated on it with the real CLI — built once per test session."
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -12,8 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+from patchline.sample_data import make_texture_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORY = "brick"
@@ -22,52 +20,17 @@ IMAGESIZE = 224  # the shipped pipeline files use models/efficientnet_lite0_224_
 RESIZE = 256
 
 
-def make_texture_dataset(root: Path, category: str = CATEGORY, n_train: int = 20, n_good: int = 5,
-                         n_defect: int = 5, size: tuple[int, int] = (272, 304), seed: int = 0) -> Path:
-    """<root>/<category>/{train/good, test/good, test/defect, ground_truth/defect} from crops of a
-    scikit-image texture, defects from patchline.synthetic with exact masks. Frames are not square,
-    so crop offsets and regions in frame pixels are exercised."""
-    import skimage.data
-
-    from patchline.synthetic import KINDS, make_defect
-
-    rng = np.random.default_rng(seed)
-    texture = getattr(skimage.data, category)()
-    texture = np.repeat(texture[:, :, None], 3, axis=2) if texture.ndim == 2 else texture[:, :, :3]
-    h, w = size
-
-    def crop() -> np.ndarray:
-        y, x = rng.integers(0, texture.shape[0] - h), rng.integers(0, texture.shape[1] - w)
-        return np.ascontiguousarray(texture[y:y + h, x:x + w])
-
-    def write(path: Path, image: np.ndarray) -> None:
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
-
-    folder = root / category
-    for sub in ("train/good", "test/good", "test/defect", "ground_truth/defect"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n_train):
-        write(folder / "train" / "good" / f"{i:03d}.png", crop())
-    for i in range(n_good):
-        write(folder / "test" / "good" / f"{i:03d}.png", crop())
-    for i in range(n_defect):
-        image, mask = make_defect(crop(), KINDS[i % len(KINDS)], rng)
-        write(folder / "test" / "defect" / f"{i:03d}.png", image)
-        write(folder / "ground_truth" / "defect" / f"{i:03d}_mask.png", mask.astype(np.uint8) * 255)
-    return folder
-
-
-def cli_has_run() -> bool:
-    from patchline.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return "run" in sub.choices
+def make_dataset(root: Path) -> Path:
+    """<root>/<category>/{train/good, test/good, test/defect, ground_truth/defect}: texture crops with
+    synthetic defects and exact masks. Frames are not square, so crop offsets and regions in frame
+    pixels are exercised."""
+    make_texture_dataset(root, (CATEGORY,), n_train=20, n_test_good=5, n_test_defect=5, size=(272, 304),
+                         seed=0, defect_folder="defect")
+    return root / CATEGORY
 
 
 def patchline(*args: str) -> list[str]:
-    """The command line of `patchline ARGS` with this interpreter (`run` via patchline.run until the CLI has it)."""
-    if args and args[0] == "run" and not cli_has_run():
-        return [sys.executable, "-m", "patchline.run", *args[1:]]
+    """The command line of `patchline ARGS` with this interpreter."""
     return [sys.executable, "-m", "patchline.cli", *args]
 
 
@@ -109,7 +72,7 @@ def prepare_trained_line(base: Path) -> TrainedLine:
         if base.exists():
             shutil.rmtree(base)
         base.mkdir(parents=True)
-        make_texture_dataset(base / "data")
+        make_dataset(base / "data")
         train(base)
         check_run(patchline("export", "--backbone", "efficientnet_lite0", "--imagesize", str(IMAGESIZE),
                             "--out", "models"), base)

@@ -16,7 +16,6 @@ import numpy as np
 from patchline.bank import Bank, read_meta, write_bank
 from patchline.calibration import calibrate, holdout_split, synthetic_defects
 from patchline.coreset import RandomProjection, greedy_k_center
-from patchline.errors import PatchlineError
 from patchline.hashing import sha256_file
 from patchline.features import Extractor, ImageItem, as_image, iter_embeddings
 from patchline.settings import LineSettings
@@ -140,8 +139,3 @@ def weights_facts(path: Path | None, source: str) -> dict:
         return {"file": None, "sha256": None, "source": source}
     return {"file": Path(path).name, "sha256": sha256_file(Path(path)), "source": source}
 
-
-def require_items(items: Sequence[ImageItem], what: str) -> None:
-    """PatchlineError when a training set is empty."""
-    if not items:
-        raise PatchlineError(f"{what} holds no images to train on.")
