@@ -28,9 +28,9 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
 
     from patchline.bank import Bank
     from patchline.datasets import elpv_split
-    from patchline.features import iter_embeddings
+    from patchline.features import score_images
     from patchline.metrics import auroc
-    from patchline.scoring import AGGREGATIONS, aggregate_all
+    from patchline.scoring import AGGREGATIONS, aggregate_all, is_defect
     from patchline.settings import load_category_table
     from patchline.training.backbone import load_extractor
     from patchline.training.train import build_bank
@@ -53,11 +53,11 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
         test = list(split.test_normal) + list(split.test_defect)
         labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
         began = time.perf_counter()
-        patch_scores = np.concatenate([bank.patch_scores(e) for _, e in iter_embeddings(test, extractor, settings)])
+        patch_scores = score_images(test, bank, extractor, settings)
         score_s = time.perf_counter() - began
     scores = aggregate_all(patch_scores)
     chosen = result.meta["aggregation"]
-    flagged = scores[chosen] > result.meta["threshold"]
+    flagged = is_defect(scores[chosen], result.meta["threshold"])
     return {
         "cell_type": cell_type, "n_train": len(split.train), "n_test_normal": len(split.test_normal),
         "n_test_defect": len(split.test_defect), "auroc": {a: auroc(labels, scores[a]) for a in AGGREGATIONS},

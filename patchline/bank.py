@@ -24,7 +24,6 @@ from patchline import __version__
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
 from patchline.nearest import NearestPatchSearch
-from patchline.scoring import patch_scores_from_distances
 
 FORMAT = "patchline-bank/1"
 INDEX_FILE = "index.faiss"
@@ -82,8 +81,7 @@ class Bank:
         n, h, w, d = embeddings.shape
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
-        squared = self.search.squared_distances(embeddings.reshape(-1, d))
-        return patch_scores_from_distances(squared, (h, w))
+        return self.search.patch_scores(embeddings)
 
 
 def new_version(line_dir: Path) -> str:

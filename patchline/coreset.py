@@ -38,6 +38,7 @@ __all__ = [
     "greedy_k_center",
     "plain_greedy_k_center",
     "select_coreset",
+    "select_from_projection",
 ]
 
 # faiss has special multi-row kernels for a few tiny dimensions (2, 4, 8, ...) whose per-row
@@ -486,10 +487,21 @@ def select_coreset(features, ratio: float, projection_dim: int = 128, seed: int 
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     n, dim = features.shape
-    n_select = min(n, max(1, round(ratio_f * n)))
     projection = RandomProjection(dim, projection_dim, seed)
     projected = np.empty((n, projection.out_dim), np.float32)
     for a in range(0, n, batch_rows):
         projected[a:a + batch_rows] = projection(features[a:a + batch_rows])
+    return select_from_projection(projected, ratio_f, seed, progress)
+
+
+def select_from_projection(projected: np.ndarray, ratio: float, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """The coreset rule on already projected features: what `select_coreset` and training both run.
+
+    projected: (N, d) float32 (e.g. `RandomProjection` output, filled while features are extracted).
+    Selects ``max(1, round(ratio * N))`` points by :func:`greedy_k_center` from a start drawn from
+    ``seed``. Returns (n_select,) int64 row indices in pick order.
+    """
+    n = projected.shape[0]
+    n_select = min(n, max(1, round(float(ratio) * n)))
     start = int(np.random.default_rng(seed).integers(n))
     return greedy_k_center(projected, n_select, start=start, progress=progress)

@@ -16,17 +16,11 @@ import numpy as np
 from patchline.anomaly_map import anomaly_map, overlay
 from patchline.bank import Bank
 from patchline.datasets import MvtecCategory
-from patchline.features import Extractor, as_image, iter_embeddings
+from patchline.features import Extractor, as_image, score_images
 from patchline.metrics import auroc, pro_score
 from patchline.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side
-from patchline.scoring import AGGREGATIONS, aggregate_all
+from patchline.scoring import AGGREGATIONS, aggregate_all, is_defect
 from patchline.settings import LineSettings
-
-
-def score_paths(paths: Sequence[Path], bank: Bank, extractor: Extractor, settings: LineSettings,
-                progress: str | None = None) -> np.ndarray:
-    """Patch scores (N, h, w) float32 of image files against a bank."""
-    return np.concatenate([bank.patch_scores(emb) for _, emb in iter_embeddings(paths, extractor, settings, progress)])
 
 
 def _overlay_sample(labels: np.ndarray, count: int) -> list[int]:
@@ -57,7 +51,7 @@ def evaluate_category(
     samples = category.test_samples()
     paths = [s.path for s in samples]
     labels = np.array([s.label for s in samples])
-    patch_scores = score_paths(paths, bank, extractor, settings, progress=f"test {category.name}" if progress else None)
+    patch_scores = score_images(paths, bank, extractor, settings, progress=f"test {category.name}" if progress else None)
     image_scores = aggregate_all(patch_scores)
     chosen = bank.meta["aggregation"]
     if chosen not in image_scores:
@@ -88,7 +82,7 @@ def evaluate_category(
         cv2.imwrite(str(cat_dir / "overlays" / name), cv2.cvtColor(np.hstack([crop, picture]), cv2.COLOR_RGB2BGR))
 
     threshold = bank.meta["threshold"]
-    flagged = image_scores[chosen] > threshold
+    flagged = is_defect(image_scores[chosen], threshold)
     return {
         "category": category.name,
         "n_good": int((labels == 0).sum()),

@@ -8,7 +8,7 @@ ONNX models in the pipeline. Everything after the extractor is shared.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, Union
+from typing import Callable, Iterator, Mapping, Protocol, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -34,6 +34,12 @@ def embed_images(images: np.ndarray, extractor: Extractor, settings: LineSetting
     return embed(features, settings.layers, settings.patchsize, settings.target_dim)
 
 
+class PatchScorer(Protocol):
+    """Anything that scores embeddings against a bank: a loaded `Bank` or a `NearestPatchSearch`."""
+
+    def patch_scores(self, embeddings: np.ndarray) -> np.ndarray: ...
+
+
 def iter_embeddings(
     items: Sequence[ImageItem],
     extractor: Extractor,
@@ -53,3 +59,10 @@ def iter_embeddings(
             bar.update(len(chunk))
     finally:
         bar.close()
+
+
+def score_images(items: Sequence[ImageItem], bank: PatchScorer, extractor: Extractor, settings: LineSettings,
+                 progress: str | None = None) -> np.ndarray:
+    """Patch scores (N, h, w) float32 of images (paths or arrays) against a bank: the one scoring path
+    of training's calibration, `evaluate` and the benchmarks."""
+    return np.concatenate([bank.patch_scores(emb) for _, emb in iter_embeddings(items, extractor, settings, progress)])

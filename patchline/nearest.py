@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from patchline.scoring import patch_scores_from_distances
+
 CHUNK = 4096  # bank rows per product: bounds the (queries × CHUNK) distance block
 
 
@@ -52,3 +54,8 @@ class NearestPatchSearch:
                 best[better], nearest[better] = low[better], arg[better] + start
         diff = queries - self.vectors[nearest]
         return np.einsum("ij,ij->i", diff, diff)[:, None]
+
+    def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, H, W, D) float32 embeddings → (N, H, W) float32 Euclidean distance to the nearest bank patch."""
+        n, h, w, d = embeddings.shape
+        return patch_scores_from_distances(self.squared_distances(embeddings.reshape(-1, d)), (h, w))

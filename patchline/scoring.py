@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
+
+from patchline.anomaly_map import anomaly_map, defect_region
 
 TOPK_SIZES = (5, 8, 10, 15, 20, 40, 60, 100)
 AGGREGATIONS = ("max", "mean", "var") + tuple(f"topk{n}" for n in TOPK_SIZES)
@@ -48,3 +51,36 @@ def aggregate(patch_scores: np.ndarray, name: str) -> np.ndarray:
 def aggregate_all(patch_scores: np.ndarray, names=AGGREGATIONS) -> dict[str, np.ndarray]:
     """Every aggregation at once: name → (N,) float32 image scores."""
     return {name: aggregate(patch_scores, name) for name in names}
+
+
+def is_defect(image_scores, threshold: float) -> np.ndarray:
+    """The one score-vs-threshold rule: (N,) image scores → (N,) bool, True where score > threshold."""
+    return np.asarray(image_scores) > threshold
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One frame judged: its image score, whether it is a defect, and the defect region (or None)."""
+
+    score: float
+    defect: bool
+    region: dict | None
+
+
+def judge(patch_scores: np.ndarray, aggregation: str, threshold: float, pixel_threshold: float | None,
+          imagesize: int, crop_origin: tuple[float, float, float]) -> Verdict:
+    """Judge one image from its (h, w) float32 patch scores against a bank's calibrated rule.
+
+    crop_origin: (x0, y0, scale) from `preprocess.crop_box`, so the region is in frame pixels.
+    The anomaly map is computed only for defects (it serves the alarm's region); region is
+    {"bbox": [x0, y0, x1, y1], "area": frame pixels} or None for a good image.
+    """
+    score = float(aggregate(patch_scores[None], aggregation)[0])
+    defect = bool(is_defect(score, threshold))
+    region = None
+    if defect:
+        amap = anomaly_map(patch_scores, imagesize)
+        level = pixel_threshold if pixel_threshold is not None else float(amap.max())
+        found = defect_region(amap, level, crop_origin)
+        region = {"bbox": found["bbox"], "area": found["area"]}
+    return Verdict(score, defect, region)

@@ -111,7 +111,7 @@ def test_retraining_switches_a_running_pipeline_to_the_new_bank(line, tmp_path, 
 
 def test_evaluation_can_score_with_the_exported_models(line):
     from patchline.bank import load_bank
-    from patchline.evaluate import score_paths
+    from patchline.features import score_images
     from patchline.plugins.onnx_features import OnnxFeatureExtractor
     from patchline.scoring import aggregate
     from patchline.settings import settings_from_mapping
@@ -124,7 +124,7 @@ def test_evaluation_can_score_with_the_exported_models(line):
     extractor = OnnxFeatureExtractor(models / "efficientnet_lite0_224_layer2.onnx",
                                      models / "efficientnet_lite0_224_layer3.onnx", m["layers"])
     names = sorted(line.expected)
-    scores = aggregate(score_paths([line.frames / n for n in names], bank, extractor, settings), m["aggregation"])
+    scores = aggregate(score_images([line.frames / n for n in names], bank, extractor, settings), m["aggregation"])
     for name, score in zip(names, scores):
         expected = line.expected[name]["score"]
         assert abs(score - expected) / abs(expected) < 1e-4, name

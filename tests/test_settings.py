@@ -49,3 +49,11 @@ def test_overrides_are_validated_again():
     assert s.replace(imagesize=None).imagesize == 224
     with pytest.raises(ConfigError, match="imagesize"):
         s.replace(imagesize=512)
+
+
+def test_python_dash_m_patchline_shows_the_commands():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "patchline", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "train" in done.stdout and "run" in done.stdout

@@ -1,7 +1,7 @@
 """The PatchCore post-process: layer features → embed → bank search → image score → verdict payload.
 
-Every step is the shared code path (`embed`, `Bank.patch_scores`, `scoring.aggregate`,
-`anomaly_map`, `defect_region`), so the pipeline scores a frame exactly as `evaluate` does.
+Every step is the shared code path (`embed`, `Bank.patch_scores`, `scoring.judge`), so the pipeline
+scores a frame exactly as `evaluate` does.
 The bank is the line's LiveBank (live_bank.py): swapped whole, in the background, after a retrain.
 """
 
@@ -12,13 +12,12 @@ import os
 import time
 from pathlib import Path
 
-from patchline.anomaly_map import anomaly_map, defect_region
 from patchline.bank import check_line_name
 from patchline.embed import embed
 from patchline.plugins import live_bank
 from patchline.plugins.base import Prop, positive_float
 from patchline.preprocess import crop_box
-from patchline.scoring import aggregate
+from patchline.scoring import judge
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +85,8 @@ class PatchCorePostProcess:
             t1 = time.perf_counter()
             patch_scores = state.bank.patch_scores(embeddings)
             t2 = time.perf_counter()
-            score = float(aggregate(patch_scores, state.aggregation)[0])
-            defect = score > state.threshold
-            region = None
-            if defect:  # the map only serves the alarm's region, so good frames skip it
-                amap = anomaly_map(patch_scores[0], state.imagesize)
-                level = state.pixel_threshold if state.pixel_threshold is not None else float(amap.max())
-                region = defect_region(amap, level, crop_box(frame.frame_shape, state.resize, state.imagesize))
+            verdict = judge(patch_scores[0], state.aggregation, state.threshold, state.pixel_threshold,
+                            state.imagesize, crop_box(frame.frame_shape, state.resize, state.imagesize))
             t3 = time.perf_counter()
         except Exception as exc:  # a frame must never stop the stream
             log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
@@ -102,9 +96,9 @@ class PatchCorePostProcess:
         spent["search"] += t2 - t1
         spent["aggregate_map"] += t3 - t2
         frame.timings.update(embed=t1 - t0, search=t2 - t1, aggregate_map=t3 - t2)
-        payload = self._payload(frame, state, "defect" if defect else "good", score)
-        if region is not None:
-            payload["region"] = {"bbox": region["bbox"], "area": region["area"]}
+        payload = self._payload(frame, state, "defect" if verdict.defect else "good", verdict.score)
+        if verdict.region is not None:
+            payload["region"] = verdict.region
         return payload
 
     def close(self) -> None:

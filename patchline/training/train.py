@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import faiss
 import numpy as np
 
-from patchline.bank import Bank, read_meta, write_bank
+from patchline.bank import read_meta, write_bank
 from patchline.calibration import calibrate, holdout_split, synthetic_defects
-from patchline.coreset import RandomProjection, greedy_k_center
+from patchline.coreset import RandomProjection, select_from_projection
 from patchline.hashing import sha256_file
-from patchline.features import Extractor, ImageItem, as_image, iter_embeddings
+from patchline.features import Extractor, ImageItem, as_image, iter_embeddings, score_images
+from patchline.nearest import NearestPatchSearch
 from patchline.settings import LineSettings
 
 
@@ -66,12 +66,6 @@ def collect_embeddings(
     return matrix, projected, grid
 
 
-def score_images(items: Sequence[ImageItem], index: faiss.Index, extractor: Extractor, settings: LineSettings) -> np.ndarray:
-    """Patch scores (N, h, w) float32 of images against an in-memory index."""
-    bank = Bank(index=index, meta={}, path=Path("<in memory>"))
-    return np.concatenate([bank.patch_scores(emb) for _, emb in iter_embeddings(items, extractor, settings)])
-
-
 def build_bank(
     settings: LineSettings,
     items: Sequence[ImageItem],
@@ -96,20 +90,17 @@ def build_bank(
     work_dir = Path(tempfile.mkdtemp(dir=line_dir, prefix=".work-"))
     try:
         matrix, projected, grid = collect_embeddings(fit_items, extractor, settings, work_dir, progress)
-        n_select = max(1, int(round(settings.coreset_ratio * matrix.shape[0])))
-        start = int(np.random.default_rng(settings.seed).integers(matrix.shape[0]))
-        chosen = np.sort(greedy_k_center(projected, n_select, start=start, progress=progress))
+        chosen = np.sort(select_from_projection(projected, settings.coreset_ratio, settings.seed, progress))
         del projected
         patches = np.ascontiguousarray(matrix[chosen])
         del matrix
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    index = faiss.IndexFlatL2(patches.shape[1])
-    index.add(patches)
+    search = NearestPatchSearch(patches)
     hold_images = [as_image(i) for i in hold_items]
-    normal_scores = score_images(hold_images, index, extractor, settings)
-    defect_scores = score_images(synthetic_defects(hold_images, settings.seed), index, extractor, settings)
+    normal_scores = score_images(hold_images, search, extractor, settings)
+    defect_scores = score_images(synthetic_defects(hold_images, settings.seed), search, extractor, settings)
     calibration = calibrate(normal_scores, defect_scores, settings.aggregation, settings.false_alarm_rate, settings.imagesize)
 
     meta = {
