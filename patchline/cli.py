@@ -8,26 +8,12 @@ one sentence on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from patchline import __version__
 from patchline.errors import PatchlineError
-
-
-def default_banks() -> Path:
-    """Banks root: $PATCHLINE_BANKS or ./faiss-index-precision."""
-    return Path(os.environ.get("PATCHLINE_BANKS", "faiss-index-precision"))
-
-
-def project_file(relative: str) -> Path:
-    """A shipped file (e.g. configs/mvtec.yaml): in the working directory, else beside the package source."""
-    local = Path(relative)
-    if local.is_file():
-        return local
-    shipped = Path(__file__).resolve().parents[1] / relative
-    return shipped if shipped.is_file() else local
+from patchline.paths import banks_root, project_file
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -216,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p):
-        p.add_argument("--banks", type=Path, default=default_banks(), help="banks root (default ./faiss-index-precision)")
+        p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import cv2
 
-from patchline.cli import main as cli_main, project_file
+from patchline.cli import main as cli_main
+from patchline.paths import project_file
 
 LINE = "elpv-mono"
 MOSQUITTO = "/usr/sbin/mosquitto"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Sequence
-
 import cv2
 import numpy as np
 

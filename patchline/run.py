@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -21,16 +20,12 @@ from pathlib import Path
 from typing import Iterable
 
 from patchline.errors import ConfigError, PatchlineError
+from patchline.paths import spool_root
 from patchline.pipeline.config import load_pipeline
 from patchline.pipeline.runner import StreamManager
 
 log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 5.0
-
-
-def default_spool() -> Path:
-    """Alarm spool root: $PATCHLINE_SPOOL or ./patchline-spool (one folder per line inside)."""
-    return Path(os.environ.get("PATCHLINE_SPOOL", "patchline-spool"))
 
 
 class RunHost:
@@ -186,7 +181,7 @@ def run_pipeline(
             cameras_by_line: dict[str, list[str]] = {}
             for name, stream in manager.streams.items():
                 cameras_by_line.setdefault(lines[name][0] or line, []).append(stream.context.camera)
-            root = Path(spool_dir) if spool_dir else default_spool()
+            root = Path(spool_dir) if spool_dir else spool_root()
             for stream_line, cameras in cameras_by_line.items():
                 host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line)
         for stream_line, impl in lines.values():

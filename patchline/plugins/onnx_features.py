@@ -8,7 +8,6 @@ evaluate`-style code can score with the exported models; `open_session` is what 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from patchline.errors import PatchlineError
+from patchline.paths import ort_threads
 
 log = logging.getLogger(__name__)
 _MODEL_NAME = re.compile(r"^(?P<backbone>.+)_(?P<imagesize>\d+)_(?P<layer>layer[23])$")
@@ -38,12 +38,6 @@ def model_name_facts(path: Path) -> dict:
     return {"backbone": match["backbone"], "imagesize": int(match["imagesize"]), "layer": match["layer"]}
 
 
-def default_threads() -> int:
-    """Intra-op threads per session: $PATCHLINE_ORT_THREADS, else the CPU count."""
-    value = os.environ.get("PATCHLINE_ORT_THREADS")
-    return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
-
-
 def open_session(path: str | Path, threads: int | None = None):
     """An onnxruntime CPU session tuned for a small box.
 
@@ -56,7 +50,7 @@ def open_session(path: str | Path, threads: int | None = None):
     if not path.is_file():
         raise PatchlineError(f"model file {path} does not exist; export it with `patchline export`.")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or default_threads()
+    options.intra_op_num_threads = threads or ort_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -8,22 +8,18 @@ The bank is the line's LiveBank (live_bank.py): swapped whole, in the background
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 from patchline.bank import check_line_name
 from patchline.embed import embed
+from patchline.paths import banks_root
 from patchline.plugins import live_bank
 from patchline.plugins.base import Prop, positive_float
 from patchline.preprocess import crop_box
 from patchline.scoring import judge
 
 log = logging.getLogger(__name__)
-
-
-def default_banks_root() -> str:
-    return os.environ.get("PATCHLINE_BANKS", "faiss-index-precision")
 
 
 class PatchCorePostProcess:
@@ -45,7 +41,7 @@ class PatchCorePostProcess:
         self.name = name
         self.context = context
         self.line = check_line_name(context.options.get("line") or props["line"])
-        root = Path(context.options.get("banks_root") or props.get("banks") or default_banks_root())
+        root = Path(context.options.get("banks_root") or props.get("banks") or banks_root())
         facts = context.facts
         expected = {k: facts.get(k) for k in ("backbone", "resize", "imagesize")}
         self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from patchline.errors import PatchlineError
 from patchline.models.registry import backbone_spec
+from patchline.paths import models_dir
 from patchline.training.train import weights_facts
-
-
-def models_dir() -> Path:
-    """Where converted checkpoints and exported models live: $PATCHLINE_MODELS or ./models."""
-    return Path(os.environ.get("PATCHLINE_MODELS", "models"))
 
 
 def load_extractor(backbone: str, layers, weights: Path | None = None, random_weights: bool = False,

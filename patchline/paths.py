@@ -1,0 +1,45 @@
+"""Every environment variable and default folder patchline reads, in one place.
+
+    PATCHLINE_BANKS        banks root            (default ./faiss-index-precision)
+    PATCHLINE_MODELS       converted checkpoints and exported models (default ./models)
+    PATCHLINE_SPOOL        alarm spool root      (default ./patchline-spool)
+    PATCHLINE_ORT_THREADS  ONNX Runtime intra-op threads per model (default: the CPU count)
+
+The MQTT credentials ($PATCHLINE_MQTT_USERNAME / $PATCHLINE_MQTT_PASSWORD) are read where the
+broker settings are built (patchline/mqtt.py), so they never pass through another module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def banks_root() -> Path:
+    """Banks root: $PATCHLINE_BANKS or ./faiss-index-precision."""
+    return Path(os.environ.get("PATCHLINE_BANKS", "faiss-index-precision"))
+
+
+def models_dir() -> Path:
+    """Where converted checkpoints and exported models live: $PATCHLINE_MODELS or ./models."""
+    return Path(os.environ.get("PATCHLINE_MODELS", "models"))
+
+
+def spool_root() -> Path:
+    """Alarm spool root: $PATCHLINE_SPOOL or ./patchline-spool (one folder per line inside)."""
+    return Path(os.environ.get("PATCHLINE_SPOOL", "patchline-spool"))
+
+
+def ort_threads() -> int:
+    """Intra-op threads per ONNX Runtime session: $PATCHLINE_ORT_THREADS, else the CPU count."""
+    value = os.environ.get("PATCHLINE_ORT_THREADS")
+    return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
+
+
+def project_file(relative: str) -> Path:
+    """A shipped file (e.g. configs/mvtec.yaml): in the working directory, else beside the package source."""
+    local = Path(relative)
+    if local.is_file():
+        return local
+    shipped = Path(__file__).resolve().parents[1] / relative
+    return shipped if shipped.is_file() else local
