@@ -78,7 +78,7 @@ class Bank:
 
     def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch."""
-        n, h, w, d = embeddings.shape
+        d = embeddings.shape[-1]
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
         return self.search.patch_scores(embeddings)
