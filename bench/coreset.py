@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from patchline.coreset import (  # noqa: E402
+from patchline.core.coreset import (  # noqa: E402
     RandomProjection,
     greedy_k_center,
     plain_greedy_k_center,

@@ -26,13 +26,13 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
     """Train + score one cell type in this process; return the measurements."""
     import numpy as np
 
-    from patchline.bank import Bank
-    from patchline.datasets import elpv_split
-    from patchline.features import score_images
-    from patchline.metrics import auroc
-    from patchline.scoring import AGGREGATIONS, aggregate_all, is_defect
+    from patchline.bank.store import Bank
+    from patchline.core.metrics import auroc
+    from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
+    from patchline.data.datasets import elpv_split
+    from patchline.extractors.embeddings import score_images
+    from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
-    from patchline.training.backbone import load_extractor
     from patchline.training.train import build_bank
 
     settings = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{cell_type}")
@@ -47,7 +47,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
         result = build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
         train_s = time.perf_counter() - began
         index_bytes = (result.bank_dir / "index.faiss").stat().st_size
-        from patchline.bank import load_bank
+        from patchline.bank.store import load_bank
 
         bank: Bank = load_bank(Path(banks), settings.line)
         test = list(split.test_normal) + list(split.test_defect)
@@ -74,7 +74,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
 
 def table(results: list[dict]) -> str:
     """Markdown: one column per cell type, one row per aggregation and per cost figure."""
-    from patchline.scoring import AGGREGATIONS
+    from patchline.core.scoring import AGGREGATIONS
 
     head = "| | " + " | ".join(r["cell_type"] for r in results) + " |"
     lines = [head, "|---" * (len(results) + 1) + "|"]

@@ -72,7 +72,7 @@ def frame_subset(work: Path, frames: list[Path], n: int) -> Path:
 
 def build_bank(backbone: str, size: int, layers: tuple[str, ...], models: Path, banks: Path, frames: list[Path]) -> str:
     """A bank for this model built with the exported models (ONNX Runtime); returns the line name."""
-    from patchline.plugins.onnx_features import OnnxFeatureExtractor
+    from patchline.extractors.onnx import OnnxFeatureExtractor
     from patchline.settings import LineSettings, validate
     from patchline.training.train import build_bank as train_bank
 
@@ -110,7 +110,7 @@ def pipeline_json(backbone: str, size: int, layers: tuple[str, ...], line: str) 
 def bare_forward(backbone: str, size: int, layers, models: Path, threads: int | None,
                  seconds: float = 6.0) -> tuple[float, float]:
     """(frames/s, process CPU ms per frame) of the model(s) alone, batch 1."""
-    from patchline.plugins.onnx_features import OnnxFeatureExtractor
+    from patchline.extractors.onnx import OnnxFeatureExtractor
 
     extractor = OnnxFeatureExtractor(models / f"{backbone}_{size}_layer2.onnx", models / f"{backbone}_{size}_layer3.onnx",
                                      layers, threads)
@@ -127,9 +127,10 @@ def bare_forward(backbone: str, size: int, layers, models: Path, threads: int | 
 def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url: str, spool: Path,
                       threads: int | None) -> dict:
     """Run the folder pipeline once; frames/s from start to the last publish, ms per stage per frame."""
-    from patchline.mqtt import BrokerSettings, Publisher
+    from patchline.mqtt.broker import BrokerSettings
+    from patchline.mqtt.publisher import Publisher
     from patchline.pipeline.config import load_pipeline
-    from patchline.pipeline.runner import StreamManager
+    from patchline.pipeline.streams import StreamManager
 
     config = load_pipeline(pipeline)
     stream_name = next(iter(config.streams))
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # model paths in pipeline files are relative to the working directory
     frames = make_frames(work / "frames", args.frames)
-    from patchline.demo import LocalBroker
+    from patchline.app.demo import LocalBroker
 
     broker = LocalBroker(work)
     rows = []

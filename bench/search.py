@@ -13,7 +13,7 @@ import time
 import faiss
 import numpy as np
 
-from patchline.nearest import NearestPatchSearch
+from patchline.core.search import NearestPatchSearch
 
 SHAPES = [(40, 1960), (152, 1960), (512, 1960), (1536, 1960), (152, 27675), (1024, 8000)]
 

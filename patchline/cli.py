@@ -64,7 +64,7 @@ def _print_trained(result) -> None:
 
 
 def cmd_train(args) -> int:
-    from patchline.datasets import MvtecCategory, good_images
+    from patchline.data.datasets import MvtecCategory, good_images
     from patchline.settings import LineSettings, load_category_table, validate
 
     if (args.category is None) == (args.images is None):
@@ -86,12 +86,12 @@ def cmd_train(args) -> int:
 
 
 def _train_one(settings, items, args, extractor_cache: dict | None = None):
-    from patchline.bank import check_line_name
-    from patchline.calibration import MIN_IMAGES
-    from patchline.training.backbone import load_extractor
+    from patchline.core.calibration import MIN_IMAGES
+    from patchline.models.mindspore_extractor import load_extractor
+    from patchline.names import check_name
     from patchline.training.train import build_bank
 
-    check_line_name(settings.line)
+    check_name(settings.line, "line")
     if len(items) < MIN_IMAGES:  # before loading the backbone: fail fast on a too-small set
         raise PatchlineError(f"a line needs at least {MIN_IMAGES} good images to build and calibrate a bank, got {len(items)}.")
     key = (settings.backbone, settings.layers, settings.weights)
@@ -106,7 +106,7 @@ def _train_one(settings, items, args, extractor_cache: dict | None = None):
 
 
 def cmd_train_all(args) -> int:
-    from patchline.datasets import MvtecCategory, mvtec_categories
+    from patchline.data.datasets import MvtecCategory, mvtec_categories
     from patchline.settings import load_category_table
 
     table = load_category_table(args.config)
@@ -123,11 +123,11 @@ def cmd_train_all(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from patchline.bank import load_bank
-    from patchline.datasets import MvtecCategory, mvtec_categories
-    from patchline.evaluate import evaluate_category, summary_table, write_reports
+    from patchline.bank.store import load_bank
+    from patchline.data.datasets import MvtecCategory, mvtec_categories
+    from patchline.evaluation.evaluate import evaluate_category, summary_table, write_reports
+    from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import settings_from_mapping
-    from patchline.training.backbone import load_extractor
 
     names = args.category or mvtec_categories(args.dataset)
     rows, cache = [], {}
@@ -180,7 +180,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_alarms(args) -> int:
-    from patchline.alarms import run_alarms
+    from patchline.app.alarms import run_alarms
 
     return run_alarms(args.mqtt, args.line, args.json, username=args.mqtt_username, password=args.mqtt_password,
                       tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert, tls_key=args.mqtt_key,
@@ -188,7 +188,7 @@ def cmd_alarms(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from patchline.demo import run_demo
+    from patchline.app.demo import run_demo
 
     return run_demo(Path(args.out), quick=args.quick)
 
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("models"))
     p.set_defaults(func=cmd_export)
 
-    from patchline.run import register as register_run
+    from patchline.app.run import register as register_run
 
     register_run(sub)
 
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print each alarm's JSON payload on one line")
     p.add_argument("--count", type=int, help="stop after this many alarms")
     p.add_argument("--timeout", type=float, help="stop after this many seconds")
-    from patchline.mqtt import add_broker_arguments
+    from patchline.mqtt.broker import add_broker_arguments
 
     add_broker_arguments(p)
     p.set_defaults(func=cmd_alarms)

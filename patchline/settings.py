@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from patchline.core.scoring import check_aggregation
 from patchline.errors import ConfigError
-from patchline.scoring import check_aggregation
 
 LAYERS = ("layer2", "layer3")
 

@@ -6,8 +6,6 @@ binary fails the test with the Debian package to install (CI installs them), nev
 
 from __future__ import annotations
 
-import patchline  # noqa: F401  (sets the oneDNN CPU-ISA cap before any test imports MindSpore)
-
 import getpass
 import json
 import os
@@ -23,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import patchline  # noqa: F401  (sets the oneDNN CPU-ISA cap before any test imports MindSpore)
 
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -135,37 +135,26 @@ class MqttCollector:
     """Subscribes (QoS 1) and records (topic, payload dict | str, retain) thread-safely."""
 
     def __init__(self, url: str, topics, persistent_session: bool = False, client_id: str | None = None):
-        import paho.mqtt.client as mqtt
-        from patchline.mqtt import BrokerSettings
+        from patchline.mqtt.broker import BrokerSettings
+        from patchline.mqtt.subscriber import Subscriber
 
         self.settings = BrokerSettings.from_url(url)
-        self.topics = [topics] if isinstance(topics, str) else list(topics)
         self.messages: list[tuple[str, object, bool]] = []
         self._cond = threading.Condition()
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"collector-{uuid.uuid4().hex[:8]}",
-                                  clean_session=not persistent_session)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect(self.settings.host, self.settings.port, 30)
-        self.client.loop_start()
-        if not self._subscribed.wait(10):
-            raise AssertionError(f"collector could not subscribe to {self.topics} at {url}")
+        self.subscriber = Subscriber(self.settings, topics, self._on_message,
+                                     client_id=client_id or f"collector-{uuid.uuid4().hex[:8]}",
+                                     persistent_session=persistent_session, reconnect_delay=(0.1, 0.5))
+        self.topics = self.subscriber.topics
+        self.client = self.subscriber.client
+        self.subscriber.start()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        if not reason_code.is_failure:
-            client.subscribe([(t, 1) for t in self.topics])
-
-    def _on_message(self, client, userdata, msg):
+    def _on_message(self, topic: str, raw: bytes, retained: bool) -> None:
         try:
-            payload = json.loads(msg.payload)
+            payload = json.loads(raw)
         except ValueError:
-            payload = msg.payload.decode(errors="replace")
+            payload = raw.decode(errors="replace")
         with self._cond:
-            self.messages.append((msg.topic, payload, bool(msg.retain)))
+            self.messages.append((topic, payload, retained))
             self._cond.notify_all()
 
     def snapshot(self, topic_suffix: str | None = None) -> list[tuple[str, object, bool]]:
@@ -190,8 +179,7 @@ class MqttCollector:
                 self._cond.wait(min(left, 0.2))
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.subscriber.close()
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from patchline.alarms import format_alarm, run_alarms
+from patchline.app.alarms import format_alarm, run_alarms
 from patchline.errors import PatchlineError
-from patchline.mqtt import BrokerSettings, Publisher
+from patchline.mqtt.broker import BrokerSettings
+from patchline.mqtt.publisher import Publisher
 
 
 def _alarm(i: int, camera: str = "cam1") -> dict:

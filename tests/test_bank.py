@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from patchline.bank import CURRENT_FILE, load_bank, write_bank
-from patchline.errors import BankError
+from patchline.bank.store import CURRENT_FILE, load_bank, write_bank
+from patchline.errors import BankError, ConfigError
 
 META = {"backbone": "efficientnet_lite0", "layers": ["layer2", "layer3"], "resize": 256, "imagesize": 224,
         "patchsize": 3, "grid": [4, 4], "aggregation": "max", "threshold": 1.5}
@@ -84,7 +84,7 @@ def test_missing_bank_and_leftover_staging_folders(tmp_path, patches):
 
 
 def test_line_names_must_be_safe(tmp_path, patches):
-    with pytest.raises(BankError, match="not allowed"):
+    with pytest.raises(ConfigError, match="not allowed"):
         write_bank(tmp_path, "../evil", patches, META)
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from patchline.calibration import calibrate, holdout_split, synthetic_defects, threshold_at
+from patchline.core.calibration import calibrate, holdout_split, synthetic_defects, threshold_at
+from patchline.core.synthetic import KINDS, make_defect
 from patchline.errors import PatchlineError
-from patchline.synthetic import KINDS, make_defect
 
 
 def test_holdout_split_is_deterministic_disjoint_and_keeps_enough_for_the_bank():

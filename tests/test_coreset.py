@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from patchline.coreset import (
+from patchline.core.coreset import (
     RandomProjection,
     greedy_k_center,
     plain_greedy_k_center,

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from patchline.embed import bilinear_resize, embed, embedding_dim, local_average, reduce_channels
-
 import torch  # noqa: E402
+
+from patchline.core.embed import bilinear_resize, embed, embedding_dim, local_average, reduce_channels
+
 F = torch.nn.functional
 
 

@@ -6,17 +6,16 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 import mindspore  # noqa: E402,F401
+import numpy as np
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+import pytest
 
 from patchline.errors import ConfigError  # noqa: E402
 from patchline.models.export import export_models  # noqa: E402
+from patchline.models.mindspore_extractor import MindSporeFeatureExtractor  # noqa: E402
 from patchline.models.weights import packaged_weights, resolve_weights  # noqa: E402
-from patchline.training.extractor import MindSporeFeatureExtractor  # noqa: E402
 
 ORT_ATOL = 1e-3  # max abs diff ONNX Runtime vs MindSpore features
 REPO = Path(__file__).resolve().parents[1]

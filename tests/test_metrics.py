@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from patchline.metrics import auroc, pro_score
+from patchline.core.metrics import auroc, pro_score
 
 
 def brute_auroc(labels, scores):

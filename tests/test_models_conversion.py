@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 
+import mindspore  # noqa: E402,F401
 import numpy as np
 import pytest
-
 import torch  # noqa: E402
-import mindspore  # noqa: E402,F401
 from torch import nn as tnn  # noqa: E402
 
 from patchline.errors import ConfigError, PatchlineError  # noqa: E402
 from patchline.models.convert import DOWNLOAD_HELP, convert_weights, map_state_dict  # noqa: E402
+from patchline.models.mindspore_extractor import MindSporeFeatureExtractor  # noqa: E402
 from patchline.models.registry import BACKBONES, build_backbone  # noqa: E402
 from patchline.models.weights import packaged_weights, resolve_weights  # noqa: E402
-from patchline.training.extractor import MindSporeFeatureExtractor  # noqa: E402
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from patchline.errors import ConfigError, PatchlineError
-from patchline.mqtt import BrokerSettings, Publisher
+from patchline.mqtt.broker import BrokerSettings
+from patchline.mqtt.publisher import Publisher
 
 FAST = (0.1, 0.5)  # reconnect delays for tests
 
@@ -92,7 +93,8 @@ def test_every_camera_offline_after_clean_close(mosquitto_broker, mqtt_collector
 PUBLISHER_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from patchline.mqtt import BrokerSettings, Publisher
+    from patchline.mqtt.broker import BrokerSettings
+    from patchline.mqtt.publisher import Publisher
     url, spool, cams = sys.argv[1], Path(sys.argv[2]), sys.argv[3].split(",")
     pub = Publisher(BrokerSettings.from_url(url), "L9", cams, spool, reconnect_delay=(0.1, 0.5))
     pub.start()
@@ -273,8 +275,9 @@ def test_mqtts_with_ca_file(tmp_path, mqtt_collector):
         assert pub.wait_idle(10) and pub.stats()["delivered"] == 2
         pub.close(timeout=2)
 
-        from patchline.alarms import run_alarms
         import io
+
+        from patchline.app.alarms import run_alarms
         with pytest.raises(PatchlineError) as err:  # the system CAs do not know our test CA
             run_alarms(broker.url, None, False, timeout=0.5, connect_attempts=1, out=io.StringIO())
         assert "TLS certificate is not trusted" in str(err.value)

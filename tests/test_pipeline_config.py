@@ -153,7 +153,7 @@ def test_cli_reports_one_sentence_without_traceback(tmp_path):
     data = json.loads((REPO / "pipeline" / "folder_layer2.pipeline").read_text())
     data[STREAM]["mxpi_imagecrop0"]["props"]["cropHeight"] = 224
     path.write_text(json.dumps(data))
-    done = subprocess.run([sys.executable, "-m", "patchline.run", str(path), "--source", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "patchline.app.run", str(path), "--source", str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -163,11 +163,11 @@ def test_cli_reports_one_sentence_without_traceback(tmp_path):
 def test_runtime_never_imports_mindspore_or_torch():
     code = textwrap.dedent("""
         import sys
-        import patchline.run, patchline.pipeline.config, patchline.pipeline.graph, patchline.pipeline.runner
-        from patchline.plugins.registry import FACTORIES, element_class
+        import patchline.app.run, patchline.pipeline.config, patchline.pipeline.graph, patchline.pipeline.streams
+        from patchline.pipeline.factories import FACTORIES, element_class
         for factory in FACTORIES:
             element_class(factory)
-        import patchline.plugins.patchcore_postprocess, patchline.plugins.onnx_features, patchline.plugins.camera
+        import patchline.plugins.patchcore_postprocess, patchline.extractors.onnx, patchline.plugins.camera
         import patchline.mqtt
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("mindspore", "torch"))
         print(",".join(heavy))

@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import pytest
-
 from pipeline_support import LINE, REPO, bank_meta, check_run, patchline, prepare_trained_line, train
 
 LAYER2_LAYER3 = REPO / "pipeline" / "folder_layer2_layer3.pipeline"
@@ -110,10 +109,10 @@ def test_retraining_switches_a_running_pipeline_to_the_new_bank(line, tmp_path, 
 
 
 def test_evaluation_can_score_with_the_exported_models(line):
-    from patchline.bank import load_bank
-    from patchline.features import score_images
-    from patchline.plugins.onnx_features import OnnxFeatureExtractor
-    from patchline.scoring import aggregate
+    from patchline.bank.store import load_bank
+    from patchline.core.scoring import aggregate
+    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.onnx import OnnxFeatureExtractor
     from patchline.settings import settings_from_mapping
 
     bank = load_bank(line.workdir / "faiss-index-precision", LINE)

@@ -10,7 +10,7 @@ import numpy as np
 from patchline.pipeline.config import parse_pipeline
 from patchline.pipeline.frame import EOS, Frame
 from patchline.pipeline.graph import FrameQueue
-from patchline.pipeline.runner import StreamManager, model_threads
+from patchline.pipeline.streams import StreamManager, model_threads
 
 
 def frame(i: int) -> Frame:
@@ -88,10 +88,10 @@ def test_models_share_the_cores():
 
 def test_an_appsrc_stream_without_a_source_is_refused_before_it_starts():
     import pytest
+    from pipeline_support import REPO
 
     from patchline.errors import ConfigError
     from patchline.pipeline.config import load_pipeline
-    from pipeline_support import REPO
 
     config = load_pipeline(REPO / "pipeline" / "folder_layer2.pipeline", check_files=False)
     with pytest.raises(ConfigError, match="--source FOLDER"):

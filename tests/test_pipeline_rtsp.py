@@ -7,7 +7,6 @@ import signal
 import subprocess
 
 import pytest
-
 from pipeline_support import LINE, REPO, patchline, prepare_trained_line
 
 

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from patchline.scoring import AGGREGATIONS, aggregate, aggregate_all, check_aggregation, patch_scores_from_distances
+from patchline.core.scoring import (
+    AGGREGATIONS,
+    aggregate,
+    aggregate_all,
+    check_aggregation,
+    patch_scores_from_distances,
+)
 
 
 def test_every_seed_aggregation_is_known():
@@ -43,7 +49,7 @@ def test_patch_scores_are_euclidean_distances_on_the_grid():
 def test_judge_flags_only_scores_above_the_threshold_and_points_at_the_hot_patch():
     import numpy as np
 
-    from patchline.scoring import is_defect, judge
+    from patchline.core.scoring import is_defect, judge
 
     patch_scores = np.zeros((8, 8), np.float32)
     patch_scores[2, 5] = 3.0

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from patchline.bank import load_bank
-from patchline.sample_data import make_texture_dataset
-from patchline.scoring import AGGREGATIONS
+from patchline.bank.store import load_bank
+from patchline.core.scoring import AGGREGATIONS
+from patchline.data.sample_data import make_texture_dataset
 
 LITE0 = ["--backbone", "efficientnet_lite0", "--layer", "layer2,layer3", "--resize", "160", "--imagesize", "128",
          "--coreset", "0.1", "--batch-size", "8"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from patchline.hashing import sha256_file
 from patchline.errors import PatchlineError
+from patchline.hashing import sha256_file
 
 DOWNLOAD_HELP = (
     "Download torchvision ImageNet weights on a machine with internet access, e.g. "
@@ -86,8 +86,8 @@ def map_state_dict(state: dict, net, source: str = "the .pth file") -> dict:
 
 def save_ckpt_atomic(params: dict, ckpt_path: Path) -> None:
     """Write {name: ndarray} as a MindSpore checkpoint via a temp file + rename."""
-    import numpy as np
     import mindspore as ms
+    import numpy as np
 
     ckpt_path = Path(ckpt_path)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def export_models(backbone: str, weights: Path | None, imagesize: int, out_dir: 
     """
     import mindspore as ms
 
-    from patchline.training.extractor import load_checkpoint_strict
+    from patchline.models.mindspore_extractor import load_checkpoint_strict
 
     backbone_spec(backbone)
     if int(imagesize) < 32:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from patchline.errors import ConfigError
-from patchline.plugins.base import Where
-from patchline.plugins.registry import FACTORIES, element_class
+from patchline.pipeline.elements import Where
+from patchline.pipeline.factories import FACTORIES, element_class
 
 ELEMENT_KEYS = ("factory", "props", "next", "nextMeta")
 SOURCE_NAME = re.compile(r"^appsrc[0-9]+$")

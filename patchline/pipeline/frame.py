@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
+
+from patchline.formats import iso_utc
 
 
 @dataclass(eq=False)
@@ -43,8 +44,7 @@ class Frame:
 
     def iso_time(self) -> str:
         """The frame's time as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""
-        stamp = datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(timespec="milliseconds")
-        return stamp.replace("+00:00", "Z")
+        return iso_utc(self.timestamp)
 
     def latency_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000.0, 3)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from patchline.errors import ConfigError, PatchlineError
 from patchline.pipeline.config import StreamConfig
+from patchline.pipeline.elements import StreamContext
 from patchline.pipeline.frame import EOS
-from patchline.plugins.base import StreamContext
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 4  # frames waiting in front of an element of a folder stream

@@ -14,32 +14,15 @@ import os
 import threading
 import time
 from typing import Callable, Iterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
+from patchline.formats import redacted_url
+
 log = logging.getLogger("patchline.camera")
 
 StatusCallback = Callable[[str, dict], None]
-
-_SECRET_QUERY_KEYS = {"password", "pass", "pwd", "passwd", "token", "key", "secret", "auth"}
-
-
-def redacted_url(url: str) -> str:
-    """`url` without user name, password or secret-looking query values (for logs and payloads)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = parts.query
-    if query:
-        pairs = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v)
-                 for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
 
 def _ensure_tcp_transport() -> None:
     # OpenCV reads this when a capture opens; RTSP over UDP loses packets (smeared frames)

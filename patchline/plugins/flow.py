@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from patchline.plugins.base import Element, Prop, non_negative_int, one_of, positive_int
+from patchline.pipeline.elements import Element, Prop, non_negative_int, one_of, positive_int
 
 
 class Queue(Element):

@@ -1,4 +1,4 @@
-"""Image elements: decode, resize, crop, normalize — each a thin wrapper over `patchline.preprocess`.
+"""Image elements: decode, resize, crop, normalize — each a thin wrapper over `patchline.core.preprocess`.
 
 They call the same functions training uses, so a frame reaches the model exactly as a training
 image did: `resize_shorter_side` → `center_crop` → `normalize`.
@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from patchline.plugins.base import Element, Prop, Where, float_list, non_negative_int, one_of, positive_int, \
-    validate_props
-from patchline.preprocess import IMAGENET_MEAN, IMAGENET_STD, center_crop, decode_image, normalize, \
-    resize_shorter_side
+from patchline.core.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    center_crop,
+    decode_image,
+    normalize,
+    resize_shorter_side,
+)
+from patchline.pipeline.elements import (
+    Element,
+    Prop,
+    Where,
+    float_list,
+    non_negative_int,
+    one_of,
+    positive_int,
+    validate_props,
+)
 
 SHORT_SIDE = "Resizer_KeepAspectRatio_Short"
 RESIZE_TYPES = ("Resizer_Stretch", "Resizer_KeepAspectRatio_Fit", "Resizer_KeepAspectRatio_Long", SHORT_SIDE,

@@ -11,13 +11,13 @@ import logging
 import time
 from pathlib import Path
 
-from patchline.bank import check_line_name
-from patchline.embed import embed
+from patchline.bank import live as live_bank
+from patchline.core.embed import embed
+from patchline.core.preprocess import crop_box
+from patchline.core.scoring import judge
+from patchline.names import check_name
 from patchline.paths import banks_root
-from patchline.plugins import live_bank
-from patchline.plugins.base import Prop, positive_float
-from patchline.preprocess import crop_box
-from patchline.scoring import judge
+from patchline.pipeline.elements import Prop, positive_float
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class PatchCorePostProcess:
     def __init__(self, name: str, props: dict, context):
         self.name = name
         self.context = context
-        self.line = check_line_name(context.options.get("line") or props["line"])
+        self.line = check_name(context.options.get("line") or props["line"], "line")
         root = Path(context.options.get("banks_root") or props.get("banks") or banks_root())
         facts = context.facts
         expected = {k: facts.get(k) for k in ("backbone", "resize", "imagesize")}

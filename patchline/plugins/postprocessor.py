@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from patchline.plugins.base import Element, Prop, Where, one_of, validate_props
+from patchline.pipeline.elements import Element, Prop, Where, one_of, validate_props
 
 ALLOWED_PREFIX = "patchline.plugins."
 OWN_PROPS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from patchline.plugins.base import Element, Prop, name_list, positive_int
+from patchline.pipeline.elements import Element, Prop, name_list, positive_int
 
 
 def _fallback(frame) -> dict:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from patchline.core.preprocess import list_images
 from patchline.errors import PatchlineError
+from patchline.pipeline.elements import Element, Prop, non_negative_int, positive_int
 from patchline.pipeline.frame import Frame
-from patchline.plugins.base import Element, Prop, non_negative_int, positive_int
-from patchline.preprocess import list_images
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class RtspSrc(Element):
 
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
-        from patchline.plugins.camera import RtspCamera, redacted_url
+        from patchline.formats import redacted_url
+        from patchline.plugins.camera import RtspCamera
 
         self.url = props["rtspUrl"]
         self.public_url = redacted_url(self.url)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from patchline.errors import PatchlineError
-from patchline.plugins.base import Element, Prop, Where, non_negative_int, one_of, validate_props
-from patchline.plugins.onnx_features import model_name_facts, open_session, resolve_model_path
+from patchline.extractors.onnx import model_name_facts, open_session, resolve_model_path
+from patchline.pipeline.elements import Element, Prop, Where, non_negative_int, one_of, validate_props
 
 
 class TensorInfer(Element):

@@ -12,12 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from patchline.bank import read_meta, write_bank
-from patchline.calibration import calibrate, holdout_split, synthetic_defects
-from patchline.coreset import RandomProjection, select_from_projection
-from patchline.hashing import sha256_file
-from patchline.features import Extractor, ImageItem, as_image, iter_embeddings, score_images
-from patchline.nearest import NearestPatchSearch
+from patchline.bank.store import read_meta, write_bank
+from patchline.core.calibration import calibrate, holdout_split, synthetic_defects
+from patchline.core.coreset import RandomProjection, select_from_projection
+from patchline.core.search import NearestPatchSearch
+from patchline.extractors.embeddings import Extractor, ImageItem, as_image, iter_embeddings, score_images
 from patchline.settings import LineSettings
 
 
@@ -122,11 +121,3 @@ def build_bank(
     }
     bank_dir = write_bank(banks_root, settings.line, patches, meta)
     return TrainResult(bank_dir=bank_dir, meta=read_meta(bank_dir), seconds=time.perf_counter() - began)
-
-
-def weights_facts(path: Path | None, source: str) -> dict:
-    """bank.json's record of the backbone weights: file name, sha256 and where they came from."""
-    if path is None:
-        return {"file": None, "sha256": None, "source": source}
-    return {"file": Path(path).name, "sha256": sha256_file(Path(path)), "source": source}
-

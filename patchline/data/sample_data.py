@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from patchline.synthetic import KINDS, make_defect
+from patchline.core.synthetic import KINDS, make_defect
+
 
 def texture_photo(name: str) -> np.ndarray:
     """The scikit-image texture photo `name` as (512, 512, 3) uint8 RGB."""

@@ -12,13 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from patchline.anomaly_map import anomaly_map, overlay
-from patchline.bank import Bank
-from patchline.datasets import MvtecCategory
-from patchline.features import Extractor, as_image, score_images
-from patchline.metrics import auroc, pro_score
-from patchline.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side
-from patchline.scoring import AGGREGATIONS, aggregate_all, is_defect
+from patchline.bank.store import Bank
+from patchline.core.anomaly_map import anomaly_map, overlay
+from patchline.core.metrics import auroc, pro_score
+from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side
+from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
+from patchline.data.datasets import MvtecCategory
+from patchline.extractors.embeddings import Extractor, as_image, score_images
 from patchline.settings import LineSettings
 
 

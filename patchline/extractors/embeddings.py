@@ -13,8 +13,8 @@ from typing import Callable, Iterator, Mapping, Protocol, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
-from patchline.embed import embed
-from patchline.preprocess import load_image, preprocess, to_rgb
+from patchline.core.embed import embed
+from patchline.core.preprocess import load_image, preprocess, to_rgb
 from patchline.settings import LineSettings
 
 Extractor = Callable[[np.ndarray], Mapping[str, np.ndarray]]

@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 from patchline.errors import ConfigError
 from patchline.pipeline.config import PipelineConfig
+from patchline.pipeline.elements import StreamContext
 from patchline.pipeline.graph import Stream
-from patchline.plugins.base import StreamContext
 
 log = logging.getLogger(__name__)
 

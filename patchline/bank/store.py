@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -21,9 +20,10 @@ import faiss
 import numpy as np
 
 from patchline import __version__
+from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
-from patchline.nearest import NearestPatchSearch
+from patchline.names import check_name
 
 FORMAT = "patchline-bank/1"
 INDEX_FILE = "index.faiss"
@@ -35,18 +35,6 @@ REQUIRED_FIELDS = (
 )
 # Fields a line's settings must agree on before its frames may be scored against the bank.
 COMPATIBILITY_FIELDS = ("backbone", "layers", "resize", "imagesize", "patchsize", "embedding_dim")
-_LINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def check_line_name(line: str) -> str:
-    """Return `line` if usable as a folder and MQTT topic level, else raise BankError."""
-    if not _LINE_NAME.match(line or ""):
-        raise BankError(
-            f"line name '{line}' is not allowed: use letters, digits, '_', '-' or '.', starting with a letter or digit."
-        )
-    return line
-
-
 def _write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
@@ -102,7 +90,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping) -> Pat
     embedding_dim, n_patches, index_sha256, created and patchline_version.
     Returns the new version folder.
     """
-    check_line_name(line)
+    check_name(line, "line")
     patches = np.ascontiguousarray(patches, dtype=np.float32)
     line_dir = Path(root) / line
     line_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +118,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping) -> Pat
 
 def current_version(root: Path, line: str) -> str:
     """The version CURRENT names for `line`; BankError when the line has no bank."""
-    check_line_name(line)
+    check_name(line, "line")
     current = Path(root) / line / CURRENT_FILE
     try:
         version = current.read_text().strip()

@@ -22,7 +22,7 @@ from typing import Iterable
 from patchline.errors import ConfigError, PatchlineError
 from patchline.paths import spool_root
 from patchline.pipeline.config import load_pipeline
-from patchline.pipeline.runner import StreamManager
+from patchline.pipeline.streams import StreamManager
 
 log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 5.0
@@ -160,7 +160,8 @@ def run_pipeline(
     line / banks_root: override the post-process's line and banks props.
     max_frames: stop after this many results (tests and benchmarks).
     """
-    from patchline.mqtt import BrokerSettings, Publisher
+    from patchline.mqtt.broker import BrokerSettings
+    from patchline.mqtt.publisher import Publisher
 
     config = load_pipeline(pipeline_path, allow_plugins)
     broker = None
@@ -249,7 +250,7 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `patchline run` arguments."""
-    from patchline.mqtt import add_broker_arguments
+    from patchline.mqtt.broker import add_broker_arguments
 
     p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
     p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
@@ -292,7 +293,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m patchline.run …`: the same as `patchline run …`."""
+    """`python -m patchline.app.run …`: the same as `patchline run …`."""
     parser = argparse.ArgumentParser(prog="patchline run")
     add_arguments(parser)
     args = parser.parse_args(argv)

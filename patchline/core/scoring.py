@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from patchline.anomaly_map import anomaly_map, defect_region
+from patchline.core.anomaly_map import anomaly_map, defect_region
 
 TOPK_SIZES = (5, 8, 10, 15, 20, 40, 60, 100)
 AGGREGATIONS = ("max", "mean", "var") + tuple(f"topk{n}" for n in TOPK_SIZES)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from patchline.bank import CURRENT_FILE, Bank, current_version, load_bank
+from patchline.bank.store import CURRENT_FILE, Bank, current_version, load_bank
 from patchline.errors import BankError, PatchlineError
 
 log = logging.getLogger(__name__)

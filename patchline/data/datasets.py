@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from patchline.core.preprocess import list_images
 from patchline.errors import PatchlineError
-from patchline.preprocess import list_images
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import csv
 import getpass
-import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import cv2
 
 from patchline.cli import main as cli_main
+from patchline.mqtt.broker import BrokerSettings
+from patchline.mqtt.payload import decode_object
+from patchline.mqtt.subscriber import Subscriber
+from patchline.mqtt.topics import camera_filter
 from patchline.paths import project_file
 
 LINE = "elpv-mono"
@@ -33,7 +35,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 
 def write_elpv_line(root: Path, cell_type: str, quick: bool) -> Path:
     """Lay out the ELPV split of DATA.md as <root>/elpv-<type>/{train/good,test/good,test/defect}; return root."""
-    from patchline.datasets import elpv_split
+    from patchline.data.datasets import elpv_split
 
     split = elpv_split(cell_type)
     step = 3 if quick else 1
@@ -92,30 +94,19 @@ class LocalBroker:
         self.proc.wait(timeout=10)
 
 
-def collect_verdicts(url: str, stop: threading.Event, sink: list) -> threading.Thread:
-    """Subscribe to the line's verdict topic in the background, appending payload dicts to `sink`."""
-    import paho.mqtt.client as mqtt
+def collect_verdicts(url: str, sink: list) -> Subscriber:
+    """A started subscriber to the line's verdicts, appending each payload dict to `sink`."""
+    def keep(_topic: str, raw: bytes, _retained: bool) -> None:
+        payload = decode_object(raw)
+        if payload is not None:
+            sink.append(payload)
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_connect = lambda c, *a: c.subscribe(f"patchline/{LINE}/+/verdict", qos=1)
-    client.on_message = lambda c, u, msg: sink.append(json.loads(msg.payload))
-    host, port = url.rsplit("/", 1)[1].split(":")
-    client.connect(host, int(port))
-
-    def loop():
-        client.loop_start()
-        stop.wait()
-        client.loop_stop()
-        client.disconnect()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return thread
+    return Subscriber(BrokerSettings.from_url(url), camera_filter(LINE, "verdict"), keep).start()
 
 
 def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bool) -> int:
     """Export the models, stream test cells through the pipeline to a local broker, check parity."""
-    from patchline.run import run_pipeline
+    from patchline.app.run import run_pipeline
 
     print("[3/4] exporting the split layer2 / layer3 ONNX models …", flush=True)
     code = cli_main(["export", "--backbone", "efficientnet_lite0", "--imagesize", "224"])
@@ -130,8 +121,8 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
     with tempfile.TemporaryDirectory() as tmp:
         broker = LocalBroker(Path(tmp))
         try:
-            verdicts, stop = [], threading.Event()
-            collector = collect_verdicts(broker.url, stop, verdicts)
+            verdicts: list[dict] = []
+            collector = collect_verdicts(broker.url, verdicts)
             # The operator's view: `patchline alarms` in its own process, as on a control-room PC.
             alarms = subprocess.Popen([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", broker.url,
                                        "--line", LINE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -144,8 +135,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
             time.sleep(0.5)
             alarms.terminate()
             alarm_lines = alarms.communicate(timeout=10)[0].splitlines()
-            stop.set()
-            collector.join(5)
+            collector.close()
         finally:
             broker.close()
     if code:
@@ -173,7 +163,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
 
 
 def _aggregation(banks: Path) -> str:
-    from patchline.bank import load_bank
+    from patchline.bank.store import load_bank
 
     return load_bank(banks, LINE).meta["aggregation"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from patchline.scoring import patch_scores_from_distances
+from patchline.core.scoring import patch_scores_from_distances
 
 CHUNK = 4096  # bank rows per product: bounds the (queries × CHUNK) distance block
 

@@ -11,11 +11,11 @@ from typing import Sequence
 
 import numpy as np
 
-from patchline.anomaly_map import anomaly_map
+from patchline.core.anomaly_map import anomaly_map
+from patchline.core.metrics import auroc
+from patchline.core.scoring import AGGREGATIONS, aggregate, aggregate_all
+from patchline.core.synthetic import KINDS, make_defect
 from patchline.errors import PatchlineError
-from patchline.metrics import auroc
-from patchline.scoring import AGGREGATIONS, aggregate, aggregate_all
-from patchline.synthetic import KINDS, make_defect
 
 MIN_IMAGES = 5
 

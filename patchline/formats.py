@@ -1,0 +1,31 @@
+"""Text forms shared by payloads and logs: ISO 8601 UTC times and URLs without their secrets."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_SECRET_QUERY_KEYS = {"password", "pass", "pwd", "passwd", "token", "key", "secret", "auth"}
+
+
+def iso_utc(timestamp: float | None = None) -> str:
+    """`timestamp` (epoch seconds; now when None) as ISO 8601 UTC with milliseconds, e.g.
+    2024-05-01T12:00:00.123Z."""
+    when = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def redacted_url(url: str) -> str:
+    """`url` without user name, password or secret-looking query values (for logs and payloads)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v)
+                 for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,91 @@
+"""Alarms on disk until the broker acknowledges them: one JSON file per alarm, written
+atomically, deleted after PUBACK, and picked up again by the next publisher on the same folder
+after a restart (delivery is at-least-once). The folder is locked against a second process."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from patchline.errors import ConfigError
+
+log = logging.getLogger("patchline.mqtt")
+
+
+class AlarmSpool:
+    """One publisher's spool folder, locked while the object is open."""
+
+    def __init__(self, folder: Path):
+        """Create and lock `folder`; ConfigError when it cannot be used or another process holds it."""
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.folder / ".lock", "w")
+        except OSError as exc:
+            raise ConfigError(f"alarm spool folder {self.folder} cannot be used: {exc.strerror}.") from None
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise ConfigError(f"alarm spool folder {self.folder} is in use by another patchline process.") from None
+
+    def close(self) -> None:
+        """Release the folder's lock (the spooled alarms stay)."""
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+        except (OSError, ValueError):
+            pass
+
+    def load(self) -> list[tuple[Path, str, bytes]]:
+        """The alarms an earlier run left, oldest first, as (file, topic, payload).
+
+        Half-written temporary files are removed; unreadable files are set aside as `<name>.bad`."""
+        files = sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+        for stale in self.folder.glob(".tmp-*"):
+            self.remove(stale)
+        alarms = []
+        for path in files:
+            try:
+                rec = json.loads(path.read_text())
+                alarms.append((path, rec["topic"], rec["payload"].encode()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                log.warning("unreadable spooled alarm %s set aside as %s.bad", path.name, path.name)
+                try:
+                    path.rename(path.with_name(path.name + ".bad"))
+                except OSError:
+                    pass
+        return alarms
+
+    def write(self, topic: str, data: bytes, seq: int) -> Path | None:
+        """Write one alarm durably (fsync, then an atomic rename); its file, or None when the disk
+        refused (logged; the alarm then lives in memory only)."""
+        name = f"{time.time_ns():020d}-{os.getpid()}-{seq:09d}.json"
+        path = self.folder / name
+        tmp = self.folder / f".tmp-{name}"
+        try:
+            with open(tmp, "w") as fh:
+                json.dump({"topic": topic, "payload": data.decode()}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+            return path
+        except OSError as exc:
+            log.error("cannot spool an alarm to %s (%s); it is kept in memory only", self.folder, exc.strerror)
+            self.remove(tmp)
+            return None
+
+    @staticmethod
+    def remove(path: Path | None) -> None:
+        """Delete a spool file (delivered or dropped); a missing file is fine."""
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", path, exc.strerror)
