@@ -56,15 +56,15 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
         patch_scores = score_images(test, bank, extractor, settings)
         score_s = time.perf_counter() - began
     scores = aggregate_all(patch_scores)
-    chosen = result.meta["aggregation"]
-    flagged = is_defect(scores[chosen], result.meta["threshold"])
+    chosen = result.meta.aggregation
+    flagged = is_defect(scores[chosen], result.meta.threshold)
     return {
         "cell_type": cell_type, "n_train": len(split.train), "n_test_normal": len(split.test_normal),
         "n_test_defect": len(split.test_defect), "auroc": {a: auroc(labels, scores[a]) for a in AGGREGATIONS},
         "chosen": chosen, "chosen_auroc": auroc(labels, scores[chosen]), "train_s": train_s,
         "score_ms_per_image": 1000 * score_s / len(test),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "bank_patches": result.meta["n_patches"], "bank_dim": result.meta["embedding_dim"],
+        "bank_patches": result.meta.n_patches, "bank_dim": result.meta.embedding_dim,
         "bank_mib": index_bytes / 2**20, "test_far": float(flagged[labels == 0].mean()),
         "test_miss": float((~flagged[labels == 1]).mean()), "coreset_ratio": settings.coreset_ratio,
         "imagesize": settings.imagesize, "layers": "+".join(settings.layers),

@@ -166,7 +166,7 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
         "layer2": ms(busy["mxpi_tensorinfer0"]), "layer3": ms(busy.get("mxpi_tensorinfer1", 0.0)),
         "embed": ms(post.stage_seconds["embed"]), "search": ms(post.stage_seconds["search"]),
         "aggregate_map": ms(post.stage_seconds["aggregate_map"]), "publish": ms(publish_s[0]),
-        "bank": post.live.state.bank.index.ntotal,
+        "bank": post.live.state.index.ntotal,
         "stage_cpu": ms(sum(stream.stats()["cpu_s"].values())),
     }
 

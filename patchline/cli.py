@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from patchline import __version__
-from patchline.errors import PatchlineError
-from patchline.paths import banks_root, project_file
+from patchline.errors import ConfigError, PatchlineError
+from patchline.paths import banks_root, models_dir, project_file
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -55,14 +55,6 @@ def _check_folder(path: Path | None, what: str) -> None:
         raise PatchlineError(f"{what} {path} does not exist or is not a folder.")
 
 
-def _print_trained(result) -> None:
-    m = result.meta
-    print(f"line {m['line']}: bank {m['version']} with {m['n_patches']} × {m['embedding_dim']} patches "
-          f"from {m['training']['n_bank_images']} images ({m['training']['n_holdout_images']} held out) "
-          f"in {result.seconds:.1f} s; aggregation {m['aggregation']}, threshold {m['threshold']:.4f}")
-    print(f"  written to {result.bank_dir}")
-
-
 def cmd_train(args) -> int:
     from patchline.data.datasets import MvtecCategory, good_images
     from patchline.settings import LineSettings, load_category_table, validate
@@ -85,23 +77,11 @@ def cmd_train(args) -> int:
     return _train_one(settings, items, args)
 
 
-def _train_one(settings, items, args, extractor_cache: dict | None = None):
-    from patchline.core.calibration import MIN_IMAGES
-    from patchline.models.mindspore_extractor import load_extractor
-    from patchline.names import check_name
-    from patchline.training.train import build_bank
+def _train_one(settings, items, args, extractor_cache: dict | None = None) -> int:
+    from patchline.app.jobs import train_line, trained_summary
 
-    check_name(settings.line, "line")
-    if len(items) < MIN_IMAGES:  # before loading the backbone: fail fast on a too-small set
-        raise PatchlineError(f"a line needs at least {MIN_IMAGES} good images to build and calibrate a bank, got {len(items)}.")
-    key = (settings.backbone, settings.layers, settings.weights)
-    cache = extractor_cache if extractor_cache is not None else {}
-    if key not in cache:
-        cache[key] = load_extractor(settings.backbone, settings.layers,
-                                    Path(settings.weights) if settings.weights else None, args.random_weights)
-    extractor, facts = cache[key]
-    result = build_bank(settings, items, args.banks, extractor, facts, progress=not args.quiet)
-    _print_trained(result)
+    result = train_line(settings, items, args.banks, args.random_weights, not args.quiet, extractor_cache)
+    print(trained_summary(result))
     return 0
 
 
@@ -123,33 +103,13 @@ def cmd_train_all(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from patchline.bank.store import load_bank
-    from patchline.data.datasets import MvtecCategory, mvtec_categories
-    from patchline.evaluation.evaluate import evaluate_category, summary_table, write_reports
-    from patchline.models.mindspore_extractor import load_extractor
-    from patchline.settings import settings_from_mapping
+    from patchline.app.jobs import evaluate_lines
+    from patchline.data.datasets import mvtec_categories
+    from patchline.evaluation.evaluate import summary_table
 
     names = args.category or mvtec_categories(args.dataset)
-    rows, cache = [], {}
-    for name in names:
-        category = MvtecCategory(args.dataset, name).check()
-        bank = load_bank(args.banks, args.line or name)
-        m = bank.meta
-        settings = settings_from_mapping({
-            "line": m["line"], "backbone": m["backbone"], "layers": m["layers"], "resize": m["resize"],
-            "imagesize": m["imagesize"], "patchsize": m["patchsize"], "target_dim": m.get("target_dim"),
-            "aggregation": m["aggregation"]})
-        weights = args.weights
-        key = (settings.backbone, settings.layers, weights)
-        if key not in cache:
-            cache[key] = load_extractor(settings.backbone, settings.layers, weights, args.random_weights)
-        extractor, facts = cache[key]
-        if facts["sha256"] != m.get("weights", {}).get("sha256"):
-            raise PatchlineError(
-                f"bank {m['line']}/{m['version']} was built with weights {m.get('weights', {}).get('file')} "
-                f"but evaluation would use {facts['file']}; pass the same --weights.")
-        rows.append(evaluate_category(category, bank, extractor, settings, args.out, args.overlays, not args.quiet))
-    csv_path, md_path = write_reports(rows, args.out)
+    rows, csv_path, md_path = evaluate_lines(args.dataset, names, args.banks, args.out, args.line, args.weights,
+                                             args.random_weights, args.overlays, not args.quiet)
     print(summary_table(rows))
     print(f"wrote {csv_path}, {md_path} and overlays under {args.out}/<category>/overlays")
     return 0
@@ -164,19 +124,52 @@ def cmd_convert_weights(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from patchline.models.export import export_models
-    from patchline.models.registry import backbone_spec
-    from patchline.models.weights import resolve_weights
+    from patchline.app.jobs import export_backbone
 
-    spec = backbone_spec(args.backbone)
-    weights = args.weights
-    if weights is None and not spec.packaged_weights and not args.random_weights:
-        raise PatchlineError(f"backbone {args.backbone} needs --weights FILE (or --random-weights for speed tests).")
-    ckpt = resolve_weights(args.backbone, weights, args.out) if (weights or spec.packaged_weights) else None
-    paths = export_models(args.backbone, ckpt, args.imagesize, args.out)
+    paths = export_backbone(args.backbone, args.imagesize, args.out, args.weights, args.random_weights)
     for name, path in sorted(paths.items()):
         print(f"{name}: {path}")
     return 0
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """The `patchline run` arguments."""
+    from patchline.mqtt.broker import add_broker_arguments
+
+    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
+    p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
+    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
+    p.add_argument("--camera", help="camera name in the MQTT topics (default: the stream's name)")
+    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
+    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop "
+                                              "(default $PATCHLINE_BANKS or ./faiss-index-precision)")
+    p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
+                   help="let the file load this post-process module from outside patchline.plugins (repeatable)")
+    p.add_argument("--max-frames", type=int, help="stop after this many results")
+    p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
+    add_broker_arguments(p)
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the CPU cores shared among the file's models)")
+    p.add_argument("--quiet", action="store_true", help="no summary")
+
+
+def cmd_run(args) -> int:
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
+    if args.source and not args.source.startswith(("rtsp://", "rtsps://")) and not Path(args.source).is_dir():
+        raise ConfigError(f"--source {args.source} is neither an rtsp:// URL nor an existing folder.")
+    import logging
+
+    from patchline.app.run import run_pipeline
+
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
+    return run_pipeline(args.pipeline, args.source, args.mqtt, camera=args.camera, line=args.line,
+                        banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
+                        spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
+                        mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
+                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, echo=not args.mqtt,
+                        quiet=args.quiet)
 
 
 def cmd_alarms(args) -> int:
@@ -247,12 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imagesize", type=int, required=True)
     p.add_argument("--weights", type=Path)
     p.add_argument("--random-weights", action="store_true")
-    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--out", type=Path, default=models_dir(), help="model folder (default $PATCHLINE_MODELS or ./models)")
     p.set_defaults(func=cmd_export)
 
-    from patchline.app.run import register as register_run
-
-    register_run(sub)
+    p = sub.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
+    _run_arguments(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("alarms", help="print defect alarms as they happen (one line each, or JSON lines)")
     p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")

@@ -100,3 +100,41 @@ def test_bank_search_equals_faiss_exact_search(tmp_path, dim, bank_size):
     ours = bank.search.squared_distances(queries)
     assert ours.shape == reference.shape == (n, 1)
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("threshold", float("nan"), "'threshold' must be a finite number"),
+    ("threshold", "1.5", "'threshold' must be a finite number"),
+    ("aggregation", "median", "aggregation"),
+    ("layers", ["layer4"], "layer4"),
+    ("grid", [4], "'grid' must be two positive integers"),
+    ("imagesize", 0, "'imagesize' must be a positive integer"),
+    ("pixel_threshold", float("inf"), "'pixel_threshold' must be a finite number"),
+])
+def test_every_bank_json_field_is_checked_by_type_and_value(tmp_path, patches, field, value, message):
+    version_dir = write_bank(tmp_path, "bottle", patches, META)
+    meta_path = version_dir / "bank.json"
+    data = json.loads(meta_path.read_text())
+    data[field] = value
+    meta_path.write_text(json.dumps(data))
+    with pytest.raises(BankError, match=message) as refused:
+        load_bank(tmp_path, "bottle")
+    assert "bank.json" in str(refused.value)
+
+
+def test_bank_meta_is_typed_frozen_and_rebuilds_the_line_settings(tmp_path, patches):
+    write_bank(tmp_path, "bottle", patches, {**META, "target_dim": None, "weights": {"sha256": "ab" * 32}})
+    meta = load_bank(tmp_path, "bottle").meta
+    assert meta.layers == ("layer2", "layer3") and meta.grid == (4, 4) and meta.threshold == 1.5
+    assert meta.weights_sha256 == "ab" * 32 and meta["n_patches"] == 50
+    with pytest.raises(AttributeError):
+        meta.threshold = 0.0
+    settings = meta.line_settings()
+    assert (settings.line, settings.layers, settings.resize, settings.imagesize) == ("bottle", ("layer2", "layer3"), 256, 224)
+
+
+def test_a_bank_whose_metadata_cannot_be_read_back_is_never_written(tmp_path, patches):
+    with pytest.raises(BankError, match="aggregation"):
+        write_bank(tmp_path, "bottle", patches, {**META, "aggregation": "median"})
+    assert not (tmp_path / "bottle" / CURRENT_FILE).exists()
+    assert [p for p in (tmp_path / "bottle").iterdir() if not p.name.startswith(".")] == []

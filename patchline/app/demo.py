@@ -22,12 +22,15 @@ from pathlib import Path
 
 import cv2
 
-from patchline.cli import main as cli_main
+from patchline.app.jobs import evaluate_lines, export_backbone, train_line, trained_summary
+from patchline.data.datasets import MvtecCategory
+from patchline.evaluation.evaluate import summary_table
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.payload import decode_object
 from patchline.mqtt.subscriber import Subscriber
 from patchline.mqtt.topics import camera_filter
-from patchline.paths import project_file
+from patchline.paths import models_dir, project_file
+from patchline.settings import load_category_table
 
 LINE = "elpv-mono"
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -109,9 +112,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
     from patchline.app.run import run_pipeline
 
     print("[3/4] exporting the split layer2 / layer3 ONNX models …", flush=True)
-    code = cli_main(["export", "--backbone", "efficientnet_lite0", "--imagesize", "224"])
-    if code:
-        return code
+    export_backbone("efficientnet_lite0", 224, models_dir())
     if not Path(MOSQUITTO).exists():
         print(f"demo: {MOSQUITTO} is missing, so the MQTT leg is skipped (scripts/setup.sh installs mosquitto).")
         return 0
@@ -124,7 +125,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
             verdicts: list[dict] = []
             collector = collect_verdicts(broker.url, verdicts)
             # The operator's view: `patchline alarms` in its own process, as on a control-room PC.
-            alarms = subprocess.Popen([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", broker.url,
+            alarms = subprocess.Popen([sys.executable, "-m", "patchline", "alarms", "--mqtt", broker.url,
                                        "--line", LINE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2.0)  # subscribers are in place before the first frame
             code = run_pipeline(project_file("pipeline/elpv_mono.pipeline"), str(folder), broker.url,
@@ -165,7 +166,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
 def _aggregation(banks: Path) -> str:
     from patchline.bank.store import load_bank
 
-    return load_bank(banks, LINE).meta["aggregation"]
+    return load_bank(banks, LINE).meta.aggregation
 
 
 def run_demo(out: Path, quick: bool = False) -> int:
@@ -175,15 +176,13 @@ def run_demo(out: Path, quick: bool = False) -> int:
     dataset = write_elpv_line(out / "dataset", "mono", quick)
     banks, results = out / "banks", out / "results"
     print(f"[1/4] training line {LINE} on good ELPV mono cells ({dataset}) …", flush=True)
-    code = cli_main(["train", LINE, "--dataset", str(dataset), "--banks", str(banks),
-                     "--config", str(project_file("configs/elpv.yaml"))])
-    if code:
-        return code
+    settings = load_category_table(project_file("configs/elpv.yaml")).get(LINE)
+    items = MvtecCategory(dataset, LINE).check().train_images()
+    print(trained_summary(train_line(settings, items, banks)))
     print("[2/4] evaluating held-out good and defective cells …", flush=True)
-    code = cli_main(["evaluate", "--dataset", str(dataset), "--category", LINE, "--banks", str(banks),
-                     "--out", str(results)])
-    if code:
-        return code
+    rows, csv_path, md_path = evaluate_lines(dataset, [LINE], banks, results)
+    print(summary_table(rows))
+    print(f"wrote {csv_path}, {md_path} and overlays under {results}/{LINE}/overlays")
     code = pipeline_leg(out, dataset, banks, results, quick)
     if code:
         return code

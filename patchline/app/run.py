@@ -8,7 +8,6 @@ This module never imports MindSpore or torch.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
@@ -246,67 +245,3 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
         host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
                        dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
     return now, current
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The `patchline run` arguments."""
-    from patchline.mqtt.broker import add_broker_arguments
-
-    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
-    p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
-    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
-    p.add_argument("--camera", help="camera name in the MQTT topics (default: the stream's name)")
-    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
-    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop "
-                                              "(default $PATCHLINE_BANKS or ./faiss-index-precision)")
-    p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
-                   help="let the file load this post-process module from outside patchline.plugins (repeatable)")
-    p.add_argument("--max-frames", type=int, help="stop after this many results")
-    p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
-    add_broker_arguments(p)
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the CPU cores shared among the file's models)")
-    p.add_argument("--quiet", action="store_true", help="no summary")
-
-
-def cmd_run(args) -> int:
-    if args.max_frames is not None and args.max_frames <= 0:
-        raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
-    if args.source and not args.source.startswith(("rtsp://", "rtsps://")) and not Path(args.source).is_dir():
-        raise ConfigError(f"--source {args.source} is neither an rtsp:// URL nor an existing folder.")
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
-    return run_pipeline(args.pipeline, args.source, args.mqtt, camera=args.camera, line=args.line,
-                        banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
-                        spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
-                        mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
-                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, echo=not args.mqtt,
-                        quiet=args.quiet)
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add `run` to the CLI's sub-commands (cli.build_parser calls this)."""
-    p = subparsers.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
-    add_arguments(p)
-    p.set_defaults(func=cmd_run)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m patchline.app.run …`: the same as `patchline run …`."""
-    parser = argparse.ArgumentParser(prog="patchline run")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.command = "run"
-    try:
-        return cmd_run(args)
-    except PatchlineError as exc:
-        print(f"patchline run: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("patchline run: interrupted.", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,34 +14,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from patchline.bank.store import CURRENT_FILE, Bank, current_version, load_bank
-from patchline.errors import BankError, PatchlineError
+from patchline.errors import PatchlineError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BankState:
-    """A loaded, checked bank and the scoring settings read from its bank.json."""
-
-    bank: Bank
-    version: str
-    layers: tuple[str, ...]
-    patchsize: int
-    target_dim: int | None
-    resize: int
-    imagesize: int
-    aggregation: str
-    threshold: float
-    pixel_threshold: float | None
-
-
 class LiveBank:
-    """The current BankState of one line, kept up to date by a watcher thread.
+    """The current Bank of one line (`state`), kept up to date by a watcher thread.
 
     expected: backbone / resize / imagesize the stream feeds (None = not known, not checked).
     layer_channels: {layer: channels} the stream's models produce; the bank's layers and
@@ -61,24 +44,9 @@ class LiveBank:
         self._thread = threading.Thread(target=self._watch, name=f"bank-watch-{line}", daemon=True)
         self._thread.start()
 
-    def _load(self, version: str | None) -> BankState:
+    def _load(self, version: str | None) -> Bank:
         """Load and check a bank version (CURRENT when None); BankError naming the mismatching field."""
-        bank = load_bank(self.root, self.line, version, expected=self.expected)
-        m = bank.meta
-        where = f"bank {self.line}/{m['version']}"
-        missing = [layer for layer in m["layers"] if layer not in self.layer_channels]
-        if missing:
-            raise BankError(f"{where} was built with layers = {m['layers']!r} but the stream's models give only "
-                            f"{sorted(self.layer_channels)!r}; add the {missing[0]} model or retrain.")
-        target_dim = m.get("target_dim")
-        dim = target_dim if target_dim is not None else sum(self.layer_channels[layer] for layer in m["layers"])
-        if dim != m["embedding_dim"]:
-            raise BankError(f"{where} was built with embedding_dim = {m['embedding_dim']} but the stream's models "
-                            f"give {dim}; retrain the bank or fix the models.")
-        return BankState(bank=bank, version=m["version"], layers=tuple(m["layers"]), patchsize=int(m["patchsize"]),
-                         target_dim=target_dim, resize=int(m["resize"]), imagesize=int(m["imagesize"]),
-                         aggregation=m["aggregation"], threshold=float(m["threshold"]),
-                         pixel_threshold=m.get("pixel_threshold"))
+        return load_bank(self.root, self.line, version, expected=self.expected, layer_channels=self.layer_channels)
 
     def _current_stamp(self):
         try:

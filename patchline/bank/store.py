@@ -20,21 +20,17 @@ import faiss
 import numpy as np
 
 from patchline import __version__
+from patchline.bank.meta import FORMAT, BankMeta
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
 from patchline.names import check_name
 
-FORMAT = "patchline-bank/1"
 INDEX_FILE = "index.faiss"
 META_FILE = "bank.json"
 CURRENT_FILE = "CURRENT"
-REQUIRED_FIELDS = (
-    "format", "line", "version", "backbone", "layers", "resize", "imagesize", "patchsize",
-    "embedding_dim", "grid", "n_patches", "index_sha256", "aggregation", "threshold",
-)
-# Fields a line's settings must agree on before its frames may be scored against the bank.
-COMPATIBILITY_FIELDS = ("backbone", "layers", "resize", "imagesize", "patchsize", "embedding_dim")
+
+
 def _write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
@@ -49,7 +45,7 @@ class Bank:
     """A loaded bank: the faiss index of normal patch embeddings and its metadata."""
 
     index: faiss.Index
-    meta: dict
+    meta: BankMeta
     path: Path
     search: NearestPatchSearch = field(init=False, repr=False)
 
@@ -58,11 +54,11 @@ class Bank:
 
     @property
     def version(self) -> str:
-        return self.meta["version"]
+        return self.meta.version
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(self.meta["grid"])
+        return self.meta.grid
 
     def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch."""
@@ -107,6 +103,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping) -> Pat
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             patchline_version=__version__,
         )
+        BankMeta.parse(full, f"bank.json of the new {line} bank")  # never write a bank no reader accepts
         (staging / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         os.rename(staging, line_dir / version)
     except BaseException:
@@ -129,48 +126,25 @@ def current_version(root: Path, line: str) -> str:
     return version
 
 
-def read_meta(version_dir: Path) -> dict:
-    """Parse and check a version folder's bank.json; BankError naming the problem otherwise."""
+def read_meta(version_dir: Path) -> BankMeta:
+    """Parse and check a version folder's bank.json; BankError naming the file and field otherwise."""
     meta_path = version_dir / META_FILE
     try:
-        meta = json.loads(meta_path.read_text())
+        data = json.loads(meta_path.read_text())
     except FileNotFoundError:
         raise BankError(f"bank {version_dir} has no {META_FILE}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BankError(f"{meta_path} is not valid JSON ({exc}); the bank is corrupt, retrain the line.") from None
-    if not isinstance(meta, dict):
-        raise BankError(f"{meta_path} does not hold a JSON object.")
-    missing = [f for f in REQUIRED_FIELDS if f not in meta]
-    if missing:
-        raise BankError(f"{meta_path} lacks the field '{missing[0]}'.")
-    if meta["format"] != FORMAT:
-        raise BankError(f"{meta_path} has format '{meta['format']}', this patchline reads '{FORMAT}'.")
-    return meta
+    return BankMeta.parse(data, str(meta_path))
 
 
-def check_compatible(meta: Mapping, expected: Mapping) -> None:
-    """Refuse a bank whose settings differ from what the caller will feed it.
-
-    expected: any of COMPATIBILITY_FIELDS (values compared after JSON normalisation, so tuples
-    equal lists). Raises BankError naming the first mismatching field.
-    """
-    for name in COMPATIBILITY_FIELDS:
-        if name not in expected or expected[name] is None:
-            continue
-        want = json.loads(json.dumps(expected[name]))
-        have = meta.get(name)
-        if have != want:
-            raise BankError(
-                f"bank {meta.get('line')}/{meta.get('version')} was built with {name} = {have!r} "
-                f"but this line uses {name} = {want!r}; retrain the bank or fix the settings."
-            )
-
-
-def load_bank(root: Path, line: str, version: str | None = None, expected: Mapping | None = None) -> Bank:
+def load_bank(root: Path, line: str, version: str | None = None, expected: Mapping | None = None,
+              layer_channels: Mapping[str, int] | None = None) -> Bank:
     """Load `line`'s CURRENT (or the given) bank version, verified against its bank.json.
 
-    Checks the index file's sha256, vector count and dimension against bank.json, and `expected`
-    (see check_compatible). Raises BankError with one sentence on any problem.
+    Checks the index file's sha256, vector count and dimension against bank.json, then that the
+    bank fits `expected` settings and `layer_channels` (BankMeta.check_fits). Raises BankError
+    with one sentence on any problem.
     """
     version = version or current_version(root, line)
     version_dir = Path(root) / line / version
@@ -180,17 +154,18 @@ def load_bank(root: Path, line: str, version: str | None = None, expected: Mappi
     index_path = version_dir / INDEX_FILE
     if not index_path.is_file():
         raise BankError(f"bank {version_dir} has no {INDEX_FILE}.")
-    if sha256_file(index_path) != meta["index_sha256"]:
+    if meta.line != line or meta.version != version:
+        raise BankError(f"{version_dir / META_FILE} describes bank {meta.name}, not {line}/{version}.")
+    if sha256_file(index_path) != meta.index_sha256:
         raise BankError(f"{index_path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
     try:
         index = faiss.read_index(str(index_path))
     except RuntimeError as exc:
         raise BankError(f"faiss cannot read {index_path}: {str(exc).splitlines()[0]}.") from None
-    if index.d != meta["embedding_dim"] or index.ntotal != meta["n_patches"]:
+    if index.d != meta.embedding_dim or index.ntotal != meta.n_patches:
         raise BankError(
             f"{index_path} holds {index.ntotal} × {index.d} vectors but {META_FILE} says "
-            f"{meta['n_patches']} × {meta['embedding_dim']}."
+            f"{meta.n_patches} × {meta.embedding_dim}."
         )
-    if expected:
-        check_compatible(meta, expected)
+    meta.check_fits(expected, layer_channels)
     return Bank(index=index, meta=meta, path=version_dir)

@@ -20,13 +20,18 @@ from patchline.errors import PatchlineError
 MIN_IMAGES = 5
 
 
+def check_image_count(n: int) -> None:
+    """PatchlineError unless `n` good images are enough to build and calibrate a bank."""
+    if n < MIN_IMAGES:
+        raise PatchlineError(f"a line needs at least {MIN_IMAGES} good images to build and calibrate a bank, got {n}.")
+
+
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split n good images into (bank indices, held-out indices), both sorted int64.
 
     At least one image is held out and at least MIN_IMAGES - 1 stay for the bank.
     """
-    if n < MIN_IMAGES:
-        raise PatchlineError(f"a line needs at least {MIN_IMAGES} good images to build and calibrate a bank, got {n}.")
+    check_image_count(n)
     n_hold = min(max(1, int(round(n * fraction))), n - (MIN_IMAGES - 1))
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_hold:]), np.sort(order[:n_hold])

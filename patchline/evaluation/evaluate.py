@@ -52,7 +52,7 @@ def evaluate_category(
     labels = np.array([s.label for s in samples])
     patch_scores = score_images(paths, bank, extractor, settings, progress=f"test {category.name}" if progress else None)
     image_scores = aggregate_all(patch_scores)
-    chosen = bank.meta["aggregation"]
+    chosen = bank.meta.aggregation
     if chosen not in image_scores:
         image_scores.update(aggregate_all(patch_scores, [chosen]))
     maps = anomaly_map(patch_scores, settings.imagesize)
@@ -80,7 +80,7 @@ def evaluate_category(
         name = f"{samples[i].defect_type}_{paths[i].stem}.png"
         cv2.imwrite(str(cat_dir / "overlays" / name), cv2.cvtColor(np.hstack([crop, picture]), cv2.COLOR_RGB2BGR))
 
-    threshold = bank.meta["threshold"]
+    threshold = bank.meta.threshold
     flagged = is_defect(image_scores[chosen], threshold)
     return {
         "category": category.name,

@@ -61,9 +61,9 @@ class PatchCorePostProcess:
             "line": self.line,
             "timestamp": frame.iso_time(),
             "score": score,
-            "threshold": state.threshold,
+            "threshold": state.meta.threshold,
             "verdict": verdict,
-            "aggregation": state.aggregation,
+            "aggregation": state.meta.aggregation,
             "bank_version": state.version,
             "latency_ms": frame.latency_ms(),
             "source": frame.source,
@@ -76,13 +76,14 @@ class PatchCorePostProcess:
             return {**self._payload(frame, state, "error", None), "reason": frame.error}
         try:
             t0 = time.perf_counter()
-            features = {layer: frame.tensors[layer] for layer in state.layers}
-            embeddings = embed(features, state.layers, state.patchsize, state.target_dim)
+            m = state.meta
+            features = {layer: frame.tensors[layer] for layer in m.layers}
+            embeddings = embed(features, m.layers, m.patchsize, m.target_dim)
             t1 = time.perf_counter()
-            patch_scores = state.bank.patch_scores(embeddings)
+            patch_scores = state.patch_scores(embeddings)
             t2 = time.perf_counter()
-            verdict = judge(patch_scores[0], state.aggregation, state.threshold, state.pixel_threshold,
-                            state.imagesize, crop_box(frame.frame_shape, state.resize, state.imagesize))
+            verdict = judge(patch_scores[0], m.aggregation, m.threshold, m.pixel_threshold,
+                            m.imagesize, crop_box(frame.frame_shape, m.resize, m.imagesize))
             t3 = time.perf_counter()
         except Exception as exc:  # a frame must never stop the stream
             log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)

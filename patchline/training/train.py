@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from patchline.bank.meta import BankMeta
 from patchline.bank.store import read_meta, write_bank
 from patchline.core.calibration import calibrate, holdout_split, synthetic_defects
 from patchline.core.coreset import RandomProjection, select_from_projection
@@ -25,7 +26,7 @@ class TrainResult:
     """What a training run produced: the bank folder and the facts worth printing."""
 
     bank_dir: Path
-    meta: dict
+    meta: BankMeta
     seconds: float
 
 

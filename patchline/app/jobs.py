@@ -1,0 +1,92 @@
+"""The offline jobs as functions: train a line, evaluate lines, export a backbone's models.
+
+The CLI parses arguments and calls these; the demo calls them directly. Heavy imports (MindSpore,
+faiss) happen inside, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from patchline.errors import PatchlineError
+from patchline.names import check_name
+from patchline.settings import LineSettings
+
+ExtractorCache = dict  # (backbone, layers, weights) → (extractor, weights facts)
+
+
+def _extractor(cache: ExtractorCache, backbone: str, layers, weights: Path | None, random_weights: bool):
+    from patchline.models.mindspore_extractor import load_extractor
+
+    key = (backbone, tuple(layers), None if weights is None else str(weights))
+    if key not in cache:
+        cache[key] = load_extractor(backbone, layers, weights, random_weights)
+    return cache[key]
+
+
+def train_line(settings: LineSettings, items: Sequence, banks: Path, random_weights: bool = False,
+               progress: bool = True, extractor_cache: ExtractorCache | None = None):
+    """Build and calibrate `settings.line`'s bank from good images (paths or arrays) under `banks`.
+
+    Checks the line name and image count before loading the backbone. Returns the TrainResult.
+    """
+    from patchline.core.calibration import check_image_count
+    from patchline.training.train import build_bank
+
+    check_name(settings.line, "line")
+    check_image_count(len(items))
+    weights = Path(settings.weights) if settings.weights else None
+    extractor, facts = _extractor({} if extractor_cache is None else extractor_cache,
+                                  settings.backbone, settings.layers, weights, random_weights)
+    return build_bank(settings, items, banks, extractor, facts, progress=progress)
+
+
+def trained_summary(result) -> str:
+    """Two lines describing a TrainResult: bank size, images, time, aggregation, threshold, folder."""
+    m = result.meta
+    training = m["training"]
+    return (f"line {m.line}: bank {m.version} with {m.n_patches} × {m.embedding_dim} patches "
+            f"from {training['n_bank_images']} images ({training['n_holdout_images']} held out) "
+            f"in {result.seconds:.1f} s; aggregation {m.aggregation}, threshold {m.threshold:.4f}\n"
+            f"  written to {result.bank_dir}")
+
+
+def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: Path, line: str | None = None,
+                   weights: Path | None = None, random_weights: bool = False, overlays: int = 6,
+                   progress: bool = True) -> tuple[list, Path, Path]:
+    """Score each MVTec-layout category's test set against its bank (named `line` when given).
+
+    Features come from the bank's own settings (BankMeta.line_settings); the weights must be the
+    ones the bank was built with. Returns (report rows, CSV path, Markdown path)."""
+    from patchline.bank.store import load_bank
+    from patchline.data.datasets import MvtecCategory
+    from patchline.evaluation.evaluate import evaluate_category, write_reports
+
+    rows, cache = [], {}
+    for name in categories:
+        category = MvtecCategory(dataset, name).check()
+        bank = load_bank(banks, line or name)
+        settings = bank.meta.line_settings()
+        extractor, facts = _extractor(cache, settings.backbone, settings.layers, weights, random_weights)
+        if facts["sha256"] != bank.meta.weights_sha256:
+            raise PatchlineError(
+                f"bank {bank.meta.name} was built with weights {bank.meta.get('weights', {}).get('file')} "
+                f"but evaluation would use {facts['file']}; pass the same --weights.")
+        rows.append(evaluate_category(category, bank, extractor, settings, out, overlays, progress))
+    csv_path, md_path = write_reports(rows, out)
+    return rows, csv_path, md_path
+
+
+def export_backbone(backbone: str, imagesize: int, out: Path, weights: Path | None = None,
+                    random_weights: bool = False) -> dict[str, Path]:
+    """Export `backbone`'s split layer2 / layer3 models for `imagesize` into `out`; {name: path}."""
+    from patchline.models.export import export_models
+    from patchline.models.registry import backbone_spec
+    from patchline.models.weights import resolve_weights
+
+    spec = backbone_spec(backbone)
+    if weights is None and not spec.packaged_weights and not random_weights:
+        raise PatchlineError(f"backbone {backbone} needs --weights FILE (or --random-weights for speed tests).")
+    ckpt = resolve_weights(backbone, weights, out) if (weights or spec.packaged_weights) else None
+    return export_models(backbone, ckpt, imagesize, out)
