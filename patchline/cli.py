@@ -17,10 +17,12 @@ from patchline.paths import banks_root, models_dir, project_file
 
 
 def _layers(text: str) -> tuple[str, ...]:
-    parts = tuple(p for p in text.replace("+", ",").split(",") if p)
-    if not parts or any(p not in ("layer2", "layer3") for p in parts):
-        raise argparse.ArgumentTypeError(f"'{text}' is not layer2, layer3 or layer2,layer3")
-    return parts
+    from patchline.settings import check_layers
+
+    try:
+        return check_layers(tuple(p for p in text.replace("+", ",").split(",") if p))
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not layer2, layer3 or layer2,layer3") from None
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ broker settings are built (patchline/mqtt.py), so they never pass through anothe
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -37,9 +38,14 @@ def ort_threads() -> int:
 
 
 def project_file(relative: str) -> Path:
-    """A shipped file (e.g. configs/mvtec.yaml): in the working directory, else beside the package source."""
+    """A shipped file named as in a checkout (e.g. "configs/mvtec.yaml", "pipeline/elpv_mono.pipeline").
+
+    The working directory's copy wins (an operator's edited settings); otherwise the copy shipped
+    inside the package (patchline/resources/, also what the checkout's top-level links point at).
+    Returns the local path unchanged when neither exists, so the caller's message names it.
+    """
     local = Path(relative)
     if local.is_file():
         return local
-    shipped = Path(__file__).resolve().parents[1] / relative
+    shipped = Path(str(resources.files("patchline").joinpath("resources", *Path(relative).parts)))
     return shipped if shipped.is_file() else local

@@ -51,6 +51,15 @@ def _positive_int(value: Any, name: str, where: str) -> int:
     return value
 
 
+def check_layers(layers: Any, where: str = "") -> tuple[str, ...]:
+    """The one layer rule: layer2, layer3 or both, each once. Returns them as a sorted tuple;
+    ConfigError (prefixed with `where`) otherwise."""
+    layers = tuple(layers) if isinstance(layers, (list, tuple)) else (layers,)
+    if not layers or any(layer not in LAYERS for layer in layers) or len(set(layers)) != len(layers):
+        raise ConfigError(f"{where}layers must be layer2, layer3 or both, got {list(layers)!r}.")
+    return tuple(sorted(layers))
+
+
 def validate(settings: LineSettings, where: str = "") -> LineSettings:
     """Check every field; raise ConfigError naming the first bad one. Returns the settings."""
     s = settings
@@ -58,10 +67,7 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
         raise ConfigError(f"{where}line must be a non-empty name.")
     if not isinstance(s.backbone, str) or not s.backbone:
         raise ConfigError(f"{where}backbone must be a backbone name, got {s.backbone!r}.")
-    layers = tuple(s.layers) if isinstance(s.layers, (list, tuple)) else (s.layers,)
-    if not layers or any(layer not in LAYERS for layer in layers) or len(set(layers)) != len(layers):
-        raise ConfigError(f"{where}layers must be layer2, layer3 or both, got {list(layers)!r}.")
-    object.__setattr__(s, "layers", tuple(sorted(layers)))
+    object.__setattr__(s, "layers", check_layers(s.layers, where))
     for name in ("resize", "imagesize", "patchsize", "batch_size"):
         _positive_int(getattr(s, name), name, where)
     if s.imagesize > s.resize:

@@ -79,18 +79,6 @@ class RunHost:
             publisher.publish_bank(version)
 
 
-def _stream_lines(manager: StreamManager) -> dict[str, tuple[str | None, object]]:
-    """stream → (line, post-process) for streams whose post-process names a line."""
-    out = {}
-    for name, stream in manager.streams.items():
-        out[name] = (None, None)
-        for node in stream.nodes.values():
-            impl = getattr(node.element, "impl", None)
-            if getattr(impl, "line", None):
-                out[name] = (impl.line, impl)
-    return out
-
-
 def _install_signals(stop) -> dict:
     """SIGINT / SIGTERM stop the sources (frames in flight still finish); a second one interrupts."""
     if threading.current_thread() is not threading.main_thread():
@@ -109,14 +97,14 @@ def _install_signals(stop) -> dict:
     return previous
 
 
-def _summary(manager: StreamManager, host: RunHost, lines: dict, seconds: float) -> str:
+def _summary(manager: StreamManager, host: RunHost, seconds: float) -> str:
     rows = [f"patchline run {manager.config.path}: {seconds:.1f} s"]
     for name, stream in manager.streams.items():
         st = stream.stats()
         camera = stream.context.camera
         n = host.per_camera[camera]
         fps = n / st["seconds"] if st["seconds"] > 0 else 0.0
-        rows.append(f"  stream {name} (camera {camera}, line {lines[name][0]}): {st['frames_in']} frames in, "
+        rows.append(f"  stream {name} (camera {camera}, line {stream.context.line}): {st['frames_in']} frames in, "
                     f"{n} results, {fps:.1f} frames/s, {host.errors_per_camera[camera]} errors, "
                     f"{st['dropped']} dropped" + (f"; stopped: {st['fatal']}" if st["fatal"] else ""))
     counts = ", ".join(f"{host.verdicts[v]} {v}" for v in ("good", "defect", "error"))
@@ -172,21 +160,20 @@ def run_pipeline(
     options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads}
     manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
     try:
-        lines = _stream_lines(manager)
-        for name, (stream_line, _) in lines.items():
-            if stream_line is None and line is None:
+        for name, stream in manager.streams.items():
+            if stream.context.line is None and line is None:
                 raise ConfigError(f"stream '{name}' of {config.path} has no post-process that names a line; "
                                   f"pass --line NAME.")
         if broker is not None:
             cameras_by_line: dict[str, list[str]] = {}
             for name, stream in manager.streams.items():
-                cameras_by_line.setdefault(lines[name][0] or line, []).append(stream.context.camera)
+                cameras_by_line.setdefault(stream.context.line or line, []).append(stream.context.camera)
             root = Path(spool_dir) if spool_dir else spool_root()
             for stream_line, cameras in cameras_by_line.items():
                 host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line)
-        for stream_line, impl in lines.values():
-            if impl is not None:
-                host.bank_versions[stream_line] = impl.bank_version
+        for stream in manager.streams.values():
+            if stream.context.line is not None:
+                host.bank_versions[stream.context.line] = stream.context.bank_version()
         for publisher in host.publishers.values():
             publisher.start()
             version = host.bank_versions.get(publisher.line)
@@ -227,7 +214,7 @@ def run_pipeline(
             publisher.close(publish_timeout)
     seconds = time.perf_counter() - began
     if not quiet:
-        print(_summary(manager, host, lines, seconds))
+        print(_summary(manager, host, seconds))
     fatal = [f"stream '{n}': {s.fatal}" for n, s in manager.streams.items() if s.fatal]
     if fatal:
         raise PatchlineError("; ".join(fatal))
@@ -241,7 +228,7 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
         cam = stream.context.camera
         fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
         state = host.states.get(cam, "online")
-        line = _stream_lines(manager)[name][0]
+        line = stream.context.line
         host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
                        dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
     return now, current

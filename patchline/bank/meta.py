@@ -17,9 +17,8 @@ from typing import Any, Mapping
 
 from patchline.core.scoring import check_aggregation
 from patchline.errors import BankError, PatchlineError
-from patchline.models.registry import check_layers
 from patchline.names import check_name
-from patchline.settings import LineSettings, settings_from_mapping
+from patchline.settings import LineSettings, check_layers, settings_from_mapping
 
 FORMAT = "patchline-bank/1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -87,7 +86,7 @@ class BankMeta:
             raise BankError(f"{where} has format '{fmt}', this patchline reads '{FORMAT}'.")
         try:
             line = check_name(_field(data, "line", where), "line")
-            layers = check_layers(_field(data, "layers", where))
+            layers = check_layers(_field(data, "layers", where), f"{where}: ")
             aggregation = check_aggregation(_text(data, "aggregation", where))
         except BankError:
             raise

@@ -12,7 +12,7 @@ from patchline.errors import PatchlineError
 
 
 @dataclass(frozen=True)
-class TestSample:
+class LabelledImage:
     """One test image: its file, 0 = good / 1 = defect, the defect type, and its mask file if any."""
 
     path: Path
@@ -63,7 +63,7 @@ class MvtecCategory:
         """Good training images, sorted by name."""
         return good_images(self.folder / "train" / "good")
 
-    def test_samples(self) -> list[TestSample]:
+    def test_samples(self) -> list[LabelledImage]:
         """Every test image with label, defect type and mask (good images have no mask)."""
         test_dir = self.folder / "test"
         if not test_dir.is_dir():
@@ -72,10 +72,10 @@ class MvtecCategory:
         for type_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
             for path in list_images(type_dir):
                 if type_dir.name == "good":
-                    samples.append(TestSample(path, 0, "good", None))
+                    samples.append(LabelledImage(path, 0, "good", None))
                     continue
                 mask = self.folder / "ground_truth" / type_dir.name / f"{path.stem}_mask.png"
-                samples.append(TestSample(path, 1, type_dir.name, mask if mask.is_file() else None))
+                samples.append(LabelledImage(path, 1, type_dir.name, mask if mask.is_file() else None))
         if not samples:
             raise PatchlineError(f"category '{self.name}' has no test images under {test_dir}.")
         return samples

@@ -11,8 +11,9 @@ import numpy as np
 
 from patchline.errors import PatchlineError
 from patchline.hashing import sha256_file
-from patchline.models.registry import backbone_spec, build_backbone, check_layers
+from patchline.models.registry import backbone_spec, build_backbone
 from patchline.paths import models_dir
+from patchline.settings import check_layers
 
 
 def load_checkpoint_strict(net, ckpt_path: Path) -> None:

@@ -34,7 +34,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         "mobilenet_v2:mobilenet_v2", True),
 }
 
-LAYERS = ("layer2", "layer3")
 
 
 def backbone_spec(name: str) -> BackboneSpec:
@@ -45,15 +44,6 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise ConfigError(
             f"Unknown backbone {name!r}; valid backbones are: {', '.join(sorted(BACKBONES))}."
         ) from None
-
-
-def check_layers(layers) -> tuple[str, ...]:
-    """Validate a layer list (subset of layer2/layer3, non-empty); returns it as a tuple."""
-    layers = tuple(layers)
-    bad = [layer for layer in layers if layer not in LAYERS]
-    if not layers or bad:
-        raise ConfigError(f"Invalid layers {list(layers)!r}; choose one or both of {', '.join(LAYERS)}.")
-    return layers
 
 
 def build_backbone(name: str):

@@ -89,6 +89,8 @@ class StreamContext:
 
     facts: filled at build time by upstream elements for downstream ones (e.g. "resize",
     "imagesize", "backbone", "layer_channels"), so the post-process can check its bank.
+    line / bank_version(): the product line the stream judges and its live bank version, set
+    by the post-process that holds the bank (None for streams without one).
     on_result(payload) and on_status(camera, state, **extra) reach the host (MQTT).
     """
 
@@ -96,6 +98,8 @@ class StreamContext:
     camera: str
     pipeline_path: str
     live: bool = False
+    line: str | None = None
+    bank_version: Callable[[], str | None] = lambda: None
     facts: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     on_result: Callable[[dict], None] = lambda payload: None

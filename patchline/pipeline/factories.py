@@ -25,7 +25,23 @@ FACTORIES = {
 }
 
 
+# The sources `--source` puts in place of a file's own source element.
+SOURCE_OVERRIDES = {
+    "rtsp": "patchline.plugins.sources:RtspSrc",
+    "folder": "patchline.plugins.sources:FolderSource",
+}
+
+
+def _load(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def element_class(factory: str):
     """The class for `factory`; KeyError when the runner does not implement it."""
-    module, name = FACTORIES[factory].split(":")
-    return getattr(importlib.import_module(module), name)
+    return _load(FACTORIES[factory])
+
+
+def source_override_class(kind: str):
+    """The source class for `--source` of `kind` ("rtsp" or "folder")."""
+    return _load(SOURCE_OVERRIDES[kind])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from patchline.errors import ConfigError, PatchlineError
 from patchline.pipeline.config import StreamConfig
 from patchline.pipeline.elements import StreamContext
+from patchline.pipeline.factories import source_override_class
 from patchline.pipeline.frame import EOS
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,6 @@ class Node:
 
 
 def _build_source(cfg: StreamConfig, context: StreamContext, source: str | None):
-    from patchline.plugins.sources import FolderSource, RtspSrc
-
     name = cfg.source
     if source is None:
         el = cfg.elements[name]
@@ -90,8 +89,8 @@ def _build_source(cfg: StreamConfig, context: StreamContext, source: str | None)
             raise ConfigError(f"the stream reads {name}, which a host feeds: pass --source FOLDER or --source rtsp://….")
         return el.cls(name, el.parsed, context)
     if source.startswith(("rtsp://", "rtsps://")):
-        return RtspSrc(name, {"rtspUrl": source, "channelId": 0}, context)
-    return FolderSource(name, {"folder": source}, context)
+        return source_override_class("rtsp")(name, {"rtspUrl": source, "channelId": 0}, context)
+    return source_override_class("folder")(name, {"folder": source}, context)
 
 
 class Stream:

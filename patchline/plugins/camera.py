@@ -87,12 +87,6 @@ class RtspCamera:
         finally:
             self.close()
 
-    def stats(self) -> dict:
-        """Counters: state, frames received (seq), dropped frames, reconnects."""
-        with self._cond:
-            return {"state": self._state, "frames": self._seq, "dropped_frames": self._dropped,
-                    "reconnects": self._reconnects, "source": self.source}
-
     @property
     def dropped(self) -> int:
         """Frames received but never handed out because a newer one arrived first."""
@@ -166,7 +160,9 @@ class RtspCamera:
             delay = min(self.backoff[1], self.backoff[0] * 2 ** (attempt - 1))
             with self._cond:
                 self._reconnects += 1
-            self._report("reconnecting", {"attempt": attempt, "retry_in_s": delay, "reason": reason})
+                reconnects = self._reconnects
+            self._report("reconnecting", {"attempt": attempt, "retry_in_s": delay, "reason": reason,
+                                          "reconnects": reconnects})
             self._closed.wait(delay)
 
     def _read_until_failure(self, cap: cv2.VideoCapture, attempt: int) -> tuple[str | None, bool]:

@@ -47,6 +47,8 @@ class PatchCorePostProcess:
         self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),
                                       props.get("bankCheckInterval") or 0.5)
         self.live.listeners.append(context.on_bank)
+        context.line = self.line
+        context.bank_version = lambda: self.live.state.version
         self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
         log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
 

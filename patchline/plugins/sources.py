@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from patchline.core.preprocess import list_images
 from patchline.errors import PatchlineError
@@ -21,21 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class AppSrc(Element):
-    """The stream's input as in a MindX host app: the host attaches a feed (an iterable of Frames)."""
+    """A source a host feeds (MindX appsrc). `patchline run` replaces it with the --source folder or
+    camera, so a stream that still reads it at run time has nothing to read."""
 
     FACTORY = "appsrc"
     PROPS = {"blocksize": Prop(parse=positive_int)}
     is_source = True
-    feed: Iterable[Frame] | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        if self.feed is None:
-            raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
-                                 f"FOLDER or --source rtsp://….")
-        for frame in self.feed:
-            if stop.is_set():
-                return
-            yield frame
+        raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
+                             f"FOLDER or --source rtsp://….")
 
 
 class FolderSource(Element):

@@ -60,16 +60,18 @@ class TensorInfer(Element):
                 channels[out.name] = out.shape[1]
 
     def _input(self, frame) -> np.ndarray:
+        # dataSource names an image op (its array is in frame.meta) or a model (the names of its
+        # outputs are in frame.meta, the arrays in frame.tensors).
         value = frame.meta.get(self.source)
-        if isinstance(value, dict):
-            value = value.get(self.input_name, next(iter(value.values())) if len(value) == 1 else None)
+        if isinstance(value, tuple):
+            name = self.input_name if self.input_name in value else (value[0] if len(value) == 1 else None)
+            value = frame.tensors.get(name) if name is not None else None
         if value is None:
             raise PatchlineError(f"{self.source} produced no input for model input '{self.input_name}'.")
         return value if value.ndim == 4 else value[None]
 
     def process(self, frame):
         outputs = self.session.run(None, {self.input_name: self._input(frame)})
-        result = dict(zip(self.output_names, outputs))
-        frame.meta[self.name] = result
-        frame.tensors.update(result)
+        frame.tensors.update(zip(self.output_names, outputs))  # the arrays, once
+        frame.meta[self.name] = tuple(self.output_names)
         return frame
