@@ -136,10 +136,11 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
     stream_name = next(iter(config.streams))
     publisher = Publisher(BrokerSettings.from_url(broker_url), "bench", ["cam"], spool, max_verdicts=100000)
     publisher.start()
-    publish_s, count, last = [0.0], [0], [0.0]
+    publish_s, count, last, scores = [0.0], [0], [0.0], {}
 
     def on_result(payload: dict) -> None:
         t = time.perf_counter()
+        scores[payload.get("source")] = payload.get("score")
         publisher.publish_result({**payload, "line": "bench"})
         publish_s[0] += time.perf_counter() - t
         count[0] += 1
@@ -168,7 +169,88 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
         "aggregate_map": ms(post.stage_seconds["aggregate_map"]), "publish": ms(publish_s[0]),
         "bank": post.live.state.index.ntotal,
         "stage_cpu": ms(sum(stream.stats()["cpu_s"].values())),
+        "exact_queries": (post.live.state.pruned.exact_queries / max(n, 1)
+                          if post.live.state.pruned is not None else float(post.live.state.meta.grid[0] * post.live.state.meta.grid[1])),
+        "scores": scores,
     }
+
+
+def train_real_line(cell_type: str, work: Path) -> tuple[str, str]:
+    """Train elpv-<cell_type> exactly as configs/elpv.yaml says (real Lite0 weights, real cells, the
+    line's coreset), with the IVF search index; beside it the same bank searched exactly.
+    Returns (ivf line, exact line)."""
+    from patchline.app.demo import write_elpv_line
+
+    line, banks = f"elpv-{cell_type}", work / "banks"
+    dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
+    if not (banks / line / "CURRENT").is_file():
+        print(f"training {line} as configured …", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
+                        "--config", str(ROOT / "configs" / "elpv.yaml"), "--search", "ivf", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+    exact = f"{line}-exact"
+    if not (banks / exact / "CURRENT").is_file():  # the very same patches and threshold, searched exactly
+        version = (banks / line / "CURRENT").read_text().strip()
+        target = banks / exact / version
+        shutil.copytree(banks / line / version, target)
+        (target / "search.faiss").unlink()
+        meta = json.loads((target / "bank.json").read_text())
+        meta.update(line=exact, search={"kind": "exact"})
+        (target / "bank.json").write_text(json.dumps(meta, indent=2))
+        (banks / exact / "CURRENT").write_text(version + "\n")
+    return line, exact
+
+
+def test_cells(work: Path, cell_type: str) -> Path:
+    """The protocol's test cells of one type as <label>_<name>.png links in one folder."""
+    folder = work / f"cells-{cell_type}"
+    if not folder.is_dir():
+        folder.mkdir()
+        for label in ("good", "defect"):
+            for path in sorted((work / "elpv" / f"elpv-{cell_type}" / "test" / label).glob("*.png")):
+                (folder / f"{label}_{path.name}").symlink_to(path)
+    return folder
+
+
+def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: int | None) -> list[dict]:
+    """Stream each line's test cells through pipeline/elpv_mono.pipeline (its line replaced), exact
+    search and IVF search on the same bank; frames/s, CPU, stages and image AUROC of the scores."""
+    from patchline.core.metrics import auroc
+
+    export_models("efficientnet_lite0", 224, work / "models")
+    rows = []
+    for cell_type in cell_types:
+        ivf_line, exact_line = train_real_line(cell_type, work)
+        cells = test_cells(work, cell_type)
+        for search, line in (("exact", exact_line), ("ivf", ivf_line)):
+            data = json.loads((ROOT / "pipeline" / "elpv_mono.pipeline").read_text())
+            stream = data["elpv_mono"]
+            stream["mxpi_classpostprocessor0"]["props"]["line"] = line
+            path = work / f"{line}.pipeline"
+            path.write_text(json.dumps(data))
+            spool = work / "spool" / line
+            shutil.rmtree(spool, ignore_errors=True)
+            result = run_pipeline_once(path, cells, work / "banks", broker_url, spool, threads)
+            scores = result.pop("scores")
+            names = sorted(scores)
+            labels = np.array([name.startswith("defect_") for name in names], dtype=int)
+            result["auroc"] = auroc(labels, np.array([scores[name] for name in names], dtype=np.float64))
+            rows.append({"line": f"elpv-{cell_type}", "search": search, "cells": len(names), **result})
+            print(f"elpv-{cell_type} {search}: {result['fps']:.1f} frames/s, CPU ms/frame {result['cpu']:.1f}, "
+                  f"AUROC {result['auroc']:.4f}", file=sys.stderr)
+    return rows
+
+
+def real_line_table(rows: list[dict]) -> str:
+    head = ("| line | search | bank | cells | pipeline fps | CPU ms | decode | resize+crop+norm | layer2 | layer3 "
+            "| embed | search ms | aggregate+map | exact queries / frame | image AUROC of the verdict scores |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        out.append(f"| {r['line']} | {r['search']} | {r['bank']} | {r['cells']} | {r['fps']:.1f} | {r['cpu']:.1f} | "
+                   f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | {r['layer3']:.2f} | "
+                   f"{r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | {r['exact_queries']:.0f} | "
+                   f"{r['auroc']:.4f} |")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -180,6 +262,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the runner's "
                                                  "choice in the pipeline, the CPU count for the bare forward)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
+    ap.add_argument("--lines", default="mono,poly",
+                    help="real ELPV lines (cell types) to train as configured and stream; '' for none")
     args = ap.parse_args(argv)
 
     work = args.work.resolve()
@@ -189,9 +273,10 @@ def main(argv=None) -> int:
     from patchline.app.demo import LocalBroker
 
     broker = LocalBroker(work)
-    rows = []
+    rows, real_rows = [], []
     try:
-        for backbone in args.backbones.split(","):
+        real_rows = real_line_rows([c for c in args.lines.split(",") if c], work, broker.url, args.threads)
+        for backbone in [b for b in args.backbones.split(",") if b]:
             for size in (int(s) for s in args.sizes.split(",")):
                 export_models(backbone, size, work / "models")
                 for layer_set in args.layers.split(";"):
@@ -212,6 +297,11 @@ def main(argv=None) -> int:
                           f"of it inside elements {result['stage_cpu']:.1f}", file=sys.stderr)
     finally:
         broker.close()
+    if real_rows:
+        print("\nReal lines: configs/elpv.yaml as configured (EfficientNet-Lite0 ImageNet weights, 224 px, "
+              "layer2+layer3, coreset 0.1), the protocol's test cells (300×300 PNG) through pipeline/elpv_mono.pipeline "
+              "→ MQTT; the same bank searched exactly and through its IVF index in the same run.\n")
+        print(real_line_table(real_rows))
     print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
           f"about 20 s of frames), {os.cpu_count()} CPU cores. "
           f"bare: the model(s) alone, batch 1, intra-op threads {args.threads or os.cpu_count()}. pipeline: file read → "

@@ -6,7 +6,7 @@
     PATCHLINE_ORT_THREADS  ONNX Runtime intra-op threads per model (default: the CPU count)
 
 The MQTT credentials ($PATCHLINE_MQTT_USERNAME / $PATCHLINE_MQTT_PASSWORD) are read where the
-broker settings are built (patchline/mqtt.py), so they never pass through another module.
+broker settings are built (patchline/mqtt/broker.py), so they never pass through another module.
 """
 
 from __future__ import annotations

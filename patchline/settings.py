@@ -13,6 +13,8 @@ from patchline.core.scoring import check_aggregation
 from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
+SEARCHES = ("auto", "exact", "ivf")
+SEARCH_AUTO_PATCHES = 8192  # `search: auto` uses the IVF index for banks of at least this many patches
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class LineSettings:
     holdout_fraction: float = 0.2
     seed: int = 0
     batch_size: int = 8
+    search: str = "auto"  # exact | ivf | auto (ivf from SEARCH_AUTO_PATCHES bank patches on)
+    nprobe: int = 8       # IVF clusters searched per query (ivf only)
 
     def replace(self, **changes: Any) -> "LineSettings":
         """A copy with `changes` applied (None values are ignored), validated again."""
@@ -68,7 +72,7 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
     if not isinstance(s.backbone, str) or not s.backbone:
         raise ConfigError(f"{where}backbone must be a backbone name, got {s.backbone!r}.")
     object.__setattr__(s, "layers", check_layers(s.layers, where))
-    for name in ("resize", "imagesize", "patchsize", "batch_size"):
+    for name in ("resize", "imagesize", "patchsize", "batch_size", "nprobe"):
         _positive_int(getattr(s, name), name, where)
     if s.imagesize > s.resize:
         raise ConfigError(
@@ -86,6 +90,8 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
         raise ConfigError(f"{where}false_alarm_rate must be in (0, 1), got {s.false_alarm_rate!r}.")
     if not isinstance(s.holdout_fraction, (int, float)) or not 0 < s.holdout_fraction < 1:
         raise ConfigError(f"{where}holdout_fraction must be in (0, 1), got {s.holdout_fraction!r}.")
+    if s.search not in SEARCHES:
+        raise ConfigError(f"{where}search must be one of {', '.join(SEARCHES)}, got {s.search!r}.")
     if s.aggregation != "auto":
         try:
             check_aggregation(s.aggregation)

@@ -74,6 +74,7 @@ class BankMeta:
     aggregation: str
     threshold: float
     pixel_threshold: float | None
+    search: Mapping[str, Any]
     record: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -110,7 +111,8 @@ class BankMeta:
                    embedding_dim=_positive_int(data, "embedding_dim", where), grid=(grid[0], grid[1]),
                    n_patches=_positive_int(data, "n_patches", where), index_sha256=sha, aggregation=aggregation,
                    threshold=_finite(data, "threshold", where),
-                   pixel_threshold=_finite(data, "pixel_threshold", where, optional=True), record=frozen)
+                   pixel_threshold=_finite(data, "pixel_threshold", where, optional=True),
+                   search=MappingProxyType(_search(data.get("search", {"kind": "exact"}), where)), record=frozen)
 
     def __getitem__(self, key: str) -> Any:
         return self.record[key]
@@ -165,6 +167,22 @@ class BankMeta:
         if dim != self.embedding_dim:
             raise BankError(f"bank {self.name} was built with embedding_dim = {self.embedding_dim} but the stream's "
                             f"models give {dim}; retrain the bank or fix the models.")
+
+
+def _search(record: Any, where: str) -> dict:
+    """bank.json's `search`: {"kind": "exact"} (also what banks without the field get) or
+    {"kind": "ivf", "file", "index_sha256", "nlist", "nprobe", ...}."""
+    if not isinstance(record, dict) or record.get("kind") not in ("exact", "ivf"):
+        raise BankError(f"{where}: field 'search' must be an object with kind 'exact' or 'ivf', got {record!r}.")
+    if record["kind"] == "ivf":
+        for name in ("nlist", "nprobe"):
+            _positive_int(record, name, f"{where} (search)")
+        file = _text(record, "file", f"{where} (search)")
+        if "/" in file or file.startswith("."):
+            raise BankError(f"{where}: field 'search.file' must be a file name in the bank folder, got {file!r}.")
+        if not _SHA256.match(_text(record, "index_sha256", f"{where} (search)")):
+            raise BankError(f"{where}: field 'search.index_sha256' must be 64 lowercase hex digits.")
+    return json.loads(json.dumps(record))
 
 
 def _shown(value: Any) -> Any:

@@ -82,7 +82,7 @@ class PatchCorePostProcess:
             features = {layer: frame.tensors[layer] for layer in m.layers}
             embeddings = embed(features, m.layers, m.patchsize, m.target_dim)
             t1 = time.perf_counter()
-            patch_scores = state.patch_scores(embeddings)
+            patch_scores = state.patch_scores(embeddings, m.aggregation)
             t2 = time.perf_counter()
             verdict = judge(patch_scores[0], m.aggregation, m.threshold, m.pixel_threshold,
                             m.imagesize, crop_box(frame.frame_shape, m.resize, m.imagesize))

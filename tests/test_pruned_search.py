@@ -1,0 +1,72 @@
+"""IVF search with exact image scores: the nearest patch where it must be found, image scores equal
+to exact search for max / topk, upper bounds elsewhere, and the line setting that switches it off."""
+
+import json
+
+import numpy as np
+import pytest
+
+from patchline.bank.store import SEARCH_FILE, load_bank, write_bank
+from patchline.core.pruned_search import PrunedPatchSearch, build_ivf
+from patchline.core.scoring import aggregate
+from patchline.core.search import NearestPatchSearch
+from patchline.errors import BankError
+from patchline.settings import LineSettings, validate
+
+META = {"backbone": "efficientnet_lite0", "layers": ["layer2"], "resize": 256, "imagesize": 224,
+        "patchsize": 3, "grid": [8, 8], "aggregation": "topk5", "threshold": 1.5}
+
+
+def _clustered(n_clusters=16, per=200, dim=24, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=20.0, size=(n_clusters, dim)).astype(np.float32)
+    points = centers[:, None, :] + rng.normal(scale=0.5, size=(n_clusters, per, dim)).astype(np.float32)
+    return centers, points.reshape(-1, dim)
+
+
+def test_ivf_finds_a_patch_that_is_in_the_bank_with_a_single_probe():
+    # A bank patch sits in the list of the centroid it was assigned to, which is also the
+    # centroid nearest to the same vector as a query: one probe must find it at distance 0.
+    _, bank = _clustered()
+    search = PrunedPatchSearch(NearestPatchSearch(bank), build_ivf(bank, nlist=16), nprobe=1)
+    queries = bank[np.random.default_rng(1).choice(len(bank), 64, replace=False)]
+    np.testing.assert_array_equal(search.upper_bounds(queries), np.zeros(64, np.float32))
+
+
+@pytest.mark.parametrize("aggregation", ["max", "topk5", "topk20", "mean", "var"])
+def test_image_scores_equal_exact_search_even_when_the_index_misses_neighbours(aggregation):
+    rng = np.random.default_rng(2)
+    bank = rng.normal(size=(4000, 32)).astype(np.float32)  # no clusters: one probe misses often
+    exact = NearestPatchSearch(bank)
+    pruned = PrunedPatchSearch(exact, build_ivf(bank, nlist=64), nprobe=1)
+    embeddings = rng.normal(size=(3, 8, 8, 32)).astype(np.float32)
+    embeddings[1, 2, 3] += 6.0  # one defect-like patch
+    want = exact.patch_scores(embeddings)
+    got = pruned.patch_scores(embeddings, aggregation)
+    np.testing.assert_allclose(aggregate(got, aggregation), aggregate(want, aggregation), rtol=1e-6)
+    assert (got >= want * (1 - 1e-6)).all()  # everything else is an upper bound
+    assert np.isclose(got.max(), want.max()) and got[1].argmax() == want[1].argmax()
+
+
+def test_an_ivf_bank_records_its_index_and_scores_the_chosen_aggregation_exactly(tmp_path):
+    _, bank = _clustered(per=700)  # 11,200 patches: `auto` searches them with the IVF index
+    version = write_bank(tmp_path, "line", bank, META, search="auto", nprobe=2)
+    record = json.loads((version / "bank.json").read_text())["search"]
+    assert record["kind"] == "ivf" and record["nprobe"] == 2 and (version / SEARCH_FILE).is_file()
+    loaded = load_bank(tmp_path, "line")
+    embeddings = np.random.default_rng(3).normal(scale=20.0, size=(2, 8, 8, 24)).astype(np.float32)
+    np.testing.assert_allclose(aggregate(loaded.patch_scores(embeddings, "topk5"), "topk5"),
+                               aggregate(loaded.patch_scores(embeddings), "topk5"), rtol=1e-6)
+    (version / SEARCH_FILE).write_bytes((version / SEARCH_FILE).read_bytes()[:200])
+    with pytest.raises(BankError, match="damaged or half-written"):
+        load_bank(tmp_path, "line")
+
+
+def test_the_line_setting_switches_the_index_off(tmp_path):
+    assert validate(LineSettings(line="x")).search == "auto"
+    _, bank = _clustered(per=700)
+    version = write_bank(tmp_path, "line", bank, META, search=LineSettings(line="x", search="exact").search)
+    assert json.loads((version / "bank.json").read_text())["search"] == {"kind": "exact"}
+    assert not (version / SEARCH_FILE).exists() and load_bank(tmp_path, "line").pruned is None
+    small = write_bank(tmp_path, "small", bank[:500], META, search="auto")  # below the auto size
+    assert json.loads((small / "bank.json").read_text())["search"] == {"kind": "exact"}
