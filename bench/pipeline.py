@@ -169,6 +169,7 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
         "aggregate_map": ms(post.stage_seconds["aggregate_map"]), "publish": ms(publish_s[0]),
         "bank": post.live.state.index.ntotal,
         "stage_cpu": ms(sum(stream.stats()["cpu_s"].values())),
+        "cpu_by_element": {name: ms(s) for name, s in stream.stats()["cpu_s"].items()},
         "exact_queries": (post.live.state.pruned.exact_queries / max(n, 1)
                           if post.live.state.pruned is not None else float(post.live.state.meta.grid[0] * post.live.state.meta.grid[1])),
         "scores": scores,
@@ -177,8 +178,8 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
 
 def train_real_line(cell_type: str, work: Path) -> tuple[str, str]:
     """Train elpv-<cell_type> exactly as configs/elpv.yaml says (real Lite0 weights, real cells, the
-    line's coreset), with the IVF search index; beside it the same bank searched exactly.
-    Returns (ivf line, exact line)."""
+    line's coreset), with the graph search index; beside it the same bank searched exactly.
+    Returns (hnsw line, exact line)."""
     from patchline.app.demo import write_elpv_line
 
     line, banks = f"elpv-{cell_type}", work / "banks"
@@ -186,7 +187,7 @@ def train_real_line(cell_type: str, work: Path) -> tuple[str, str]:
     if not (banks / line / "CURRENT").is_file():
         print(f"training {line} as configured …", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
-                        "--config", str(ROOT / "configs" / "elpv.yaml"), "--search", "ivf", "--quiet"], check=True,
+                        "--config", str(ROOT / "configs" / "elpv.yaml"), "--search", "hnsw", "--quiet"], check=True,
                        stdout=subprocess.DEVNULL)
     exact = f"{line}-exact"
     if not (banks / exact / "CURRENT").is_file():  # the very same patches and threshold, searched exactly
@@ -214,15 +215,15 @@ def test_cells(work: Path, cell_type: str) -> Path:
 
 def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: int | None) -> list[dict]:
     """Stream each line's test cells through pipeline/elpv_mono.pipeline (its line replaced), exact
-    search and IVF search on the same bank; frames/s, CPU, stages and image AUROC of the scores."""
+    search and graph (HNSW) search on the same bank; frames/s, CPU, stages and image AUROC of the scores."""
     from patchline.core.metrics import auroc
 
     export_models("efficientnet_lite0", 224, work / "models")
     rows = []
     for cell_type in cell_types:
-        ivf_line, exact_line = train_real_line(cell_type, work)
+        graph_line, exact_line = train_real_line(cell_type, work)
         cells = test_cells(work, cell_type)
-        for search, line in (("exact", exact_line), ("ivf", ivf_line)):
+        for search, line in (("exact", exact_line), ("hnsw", graph_line)):
             data = json.loads((ROOT / "pipeline" / "elpv_mono.pipeline").read_text())
             stream = data["elpv_mono"]
             stream["mxpi_classpostprocessor0"]["props"]["line"] = line
@@ -232,10 +233,12 @@ def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: 
             shutil.rmtree(spool, ignore_errors=True)
             result = run_pipeline_once(path, cells, work / "banks", broker_url, spool, threads)
             scores = result.pop("scores")
+            print("  CPU ms per frame by element: " + ", ".join(f"{k} {v:.2f}" for k, v in result.pop("cpu_by_element").items()),
+                  file=sys.stderr)
             names = sorted(scores)
             labels = np.array([name.startswith("defect_") for name in names], dtype=int)
             result["auroc"] = auroc(labels, np.array([scores[name] for name in names], dtype=np.float64))
-            rows.append({"line": f"elpv-{cell_type}", "search": search, "cells": len(names), **result})
+            rows.append({**result, "line": f"elpv-{cell_type}", "index": search, "cells": len(names)})
             print(f"elpv-{cell_type} {search}: {result['fps']:.1f} frames/s, CPU ms/frame {result['cpu']:.1f}, "
                   f"AUROC {result['auroc']:.4f}", file=sys.stderr)
     return rows
@@ -246,7 +249,7 @@ def real_line_table(rows: list[dict]) -> str:
             "| embed | search ms | aggregate+map | exact queries / frame | image AUROC of the verdict scores |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        out.append(f"| {r['line']} | {r['search']} | {r['bank']} | {r['cells']} | {r['fps']:.1f} | {r['cpu']:.1f} | "
+        out.append(f"| {r['line']} | {r['index']} | {r['bank']} | {r['cells']} | {r['fps']:.1f} | {r['cpu']:.1f} | "
                    f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | {r['layer3']:.2f} | "
                    f"{r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | {r['exact_queries']:.0f} | "
                    f"{r['auroc']:.4f} |")
@@ -290,6 +293,7 @@ def main(argv=None) -> int:
                     n = max(30, min(args.frames, int(bare * 20)))  # about 20 s per run for the heavy models
                     result = run_pipeline_once(path, frame_subset(work, frames, n), work / "banks", broker.url, spool,
                                                args.threads)
+                    result.pop("cpu_by_element")
                     rows.append({"backbone": backbone, "size": size, "layers": "+".join(layers), "bare": bare,
                                  "bare_cpu": bare_cpu, **result})
                     sys.stdout.flush()
@@ -300,7 +304,7 @@ def main(argv=None) -> int:
     if real_rows:
         print("\nReal lines: configs/elpv.yaml as configured (EfficientNet-Lite0 ImageNet weights, 224 px, "
               "layer2+layer3, coreset 0.1), the protocol's test cells (300×300 PNG) through pipeline/elpv_mono.pipeline "
-              "→ MQTT; the same bank searched exactly and through its IVF index in the same run.\n")
+              "→ MQTT; the same bank searched exactly and through its HNSW graph index (image scores exact for the line's aggregation) in the same run.\n")
         print(real_line_table(real_rows))
     print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
           f"about 20 s of frames), {os.cpu_count()} CPU cores. "

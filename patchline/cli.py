@@ -40,15 +40,16 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
     g.add_argument("--false-alarm-rate", type=float, help="target false-alarm rate of the threshold (default 0.01)")
     g.add_argument("--batch-size", type=int, help="images per feature-extraction batch")
-    g.add_argument("--search", choices=("auto", "exact", "ivf"),
-                   help="bank search: exact, ivf (exact image scores for max / topk), auto (default: ivf for large banks)")
-    g.add_argument("--nprobe", type=int, help="IVF clusters searched per patch (default 8)")
+    g.add_argument("--search", choices=("auto", "exact", "hnsw"),
+                   help="bank search: exact, hnsw (graph index; image scores still exact for max / topk), "
+                        "auto (default: hnsw for banks of 8192 patches or more)")
+    g.add_argument("--ef-search", type=int, help="graph candidates visited per patch (hnsw, default 16)")
     g.add_argument("--seed", type=int)
 
 
 def _overrides(args) -> dict:
     names = ("backbone", "layers", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
-             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "nprobe")
+             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if args.weights is not None:
         out["weights"] = str(args.weights)

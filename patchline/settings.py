@@ -13,8 +13,8 @@ from patchline.core.scoring import check_aggregation
 from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
-SEARCHES = ("auto", "exact", "ivf")
-SEARCH_AUTO_PATCHES = 8192  # `search: auto` uses the IVF index for banks of at least this many patches
+SEARCHES = ("auto", "exact", "hnsw")
+SEARCH_AUTO_PATCHES = 8192  # `search: auto` uses the graph index for banks of at least this many patches
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class LineSettings:
     holdout_fraction: float = 0.2
     seed: int = 0
     batch_size: int = 8
-    search: str = "auto"  # exact | ivf | auto (ivf from SEARCH_AUTO_PATCHES bank patches on)
-    nprobe: int = 8       # IVF clusters searched per query (ivf only)
+    search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_PATCHES bank patches on)
+    ef_search: int = 16   # graph candidates visited per query (hnsw only)
 
     def replace(self, **changes: Any) -> "LineSettings":
         """A copy with `changes` applied (None values are ignored), validated again."""
@@ -72,7 +72,7 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
     if not isinstance(s.backbone, str) or not s.backbone:
         raise ConfigError(f"{where}backbone must be a backbone name, got {s.backbone!r}.")
     object.__setattr__(s, "layers", check_layers(s.layers, where))
-    for name in ("resize", "imagesize", "patchsize", "batch_size", "nprobe"):
+    for name in ("resize", "imagesize", "patchsize", "batch_size", "ef_search"):
         _positive_int(getattr(s, name), name, where)
     if s.imagesize > s.resize:
         raise ConfigError(

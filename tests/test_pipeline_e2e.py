@@ -127,3 +127,32 @@ def test_evaluation_can_score_with_the_exported_models(line):
     for name, score in zip(names, scores):
         expected = line.expected[name]["score"]
         assert abs(score - expected) / abs(expected) < 1e-4, name
+
+
+def test_batched_and_one_at_a_time_runs_give_the_same_verdicts(line, monkeypatch):
+    from patchline.pipeline.config import load_pipeline
+    from patchline.pipeline.streams import StreamManager
+    from patchline.plugins.tensorinfer import TensorInfer
+
+    assert bank_meta(line.workdir)["search"]["kind"] == "hnsw"
+    monkeypatch.chdir(line.workdir)  # model paths in the file are relative
+    sizes: list[int] = []
+    run_batch = TensorInfer.process_batch
+    monkeypatch.setattr(TensorInfer, "process_batch", lambda self, frames: sizes.append(len(frames)) or run_batch(self, frames))
+    runs, largest = {}, {}
+    for max_batch in (1, 8):
+        sizes.clear()
+        payloads = []
+        manager = StreamManager(load_pipeline(LAYER2_LAYER3), str(line.frames), "cam",
+                                {"line": LINE, "banks_root": "faiss-index-precision", "max_batch": max_batch},
+                                payloads.append)
+        manager.start()
+        assert manager.wait(120)
+        manager.close()
+        runs[max_batch] = {p["source"]: (p["verdict"], p["score"], p.get("region")) for p in payloads}
+        largest[max_batch] = max(sizes)
+    assert largest == {1: 1, 8: largest[8]} and largest[8] > 1, largest  # the folder's frames did queue up
+    assert runs[1].keys() == runs[8].keys() and len(runs[1]) == len(line.expected) + 1
+    for source, (verdict, score, region) in runs[1].items():
+        assert runs[8][source][0] == verdict and runs[8][source][2] == region
+        assert score is None or abs(runs[8][source][1] - score) <= 1e-5 * abs(score)

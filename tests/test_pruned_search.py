@@ -1,4 +1,4 @@
-"""IVF search with exact image scores: the nearest patch where it must be found, image scores equal
+"""Graph (HNSW) search with exact image scores: the nearest patch where it must be found, image scores equal
 to exact search for max / topk, upper bounds elsewhere, and the line setting that switches it off."""
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from patchline.bank.store import SEARCH_FILE, load_bank, write_bank
-from patchline.core.pruned_search import PrunedPatchSearch, build_ivf
+from patchline.core.pruned_search import PrunedPatchSearch, build_hnsw
 from patchline.core.scoring import aggregate
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
@@ -24,35 +24,51 @@ def _clustered(n_clusters=16, per=200, dim=24, seed=0):
     return centers, points.reshape(-1, dim)
 
 
-def test_ivf_finds_a_patch_that_is_in_the_bank_with_a_single_probe():
-    # A bank patch sits in the list of the centroid it was assigned to, which is also the
-    # centroid nearest to the same vector as a query: one probe must find it at distance 0.
+def test_the_graph_finds_the_exact_nearest_patch_when_it_may_visit_the_whole_bank():
+    # With ef_search at least the bank size the graph search is exhaustive: it must return the
+    # exact nearest patch of every query.
+    rng = np.random.default_rng(1)
+    bank = rng.normal(size=(200, 24)).astype(np.float32)
+    search = PrunedPatchSearch(NearestPatchSearch(bank), build_hnsw(bank), ef_search=256)
+    queries = rng.normal(size=(64, 24)).astype(np.float32)
+    exact = NearestPatchSearch(bank).squared_distances(queries)[:, 0]
+    np.testing.assert_allclose(search.upper_bounds(queries), exact, rtol=1e-5)
+
+
+def test_the_low_dimensional_bound_never_loses_the_nearest_patch():
+    from patchline.core.pruned_search import LowDimExactSearch, _projection
+
     _, bank = _clustered()
-    search = PrunedPatchSearch(NearestPatchSearch(bank), build_ivf(bank, nlist=16), nprobe=1)
-    queries = bank[np.random.default_rng(1).choice(len(bank), 64, replace=False)]
-    np.testing.assert_array_equal(search.upper_bounds(queries), np.zeros(64, np.float32))
+    index = build_hnsw(bank)
+    mean, basis, _ = _projection(index)
+    queries = (bank[:50] + np.random.default_rng(4).normal(scale=3.0, size=(50, 24))).astype(np.float32)
+    exact = NearestPatchSearch(bank).squared_distances(queries)[:, 0]
+    loose = exact * 4 + 1  # any upper bound works; the result must be the exact minimum
+    np.testing.assert_allclose(LowDimExactSearch(bank, mean, basis).squared_distances(queries, loose), exact, rtol=1e-5)
 
 
 @pytest.mark.parametrize("aggregation", ["max", "topk5", "topk20", "mean", "var"])
 def test_image_scores_equal_exact_search_even_when_the_index_misses_neighbours(aggregation):
     rng = np.random.default_rng(2)
-    bank = rng.normal(size=(4000, 32)).astype(np.float32)  # no clusters: one probe misses often
+    bank = rng.normal(size=(4000, 32)).astype(np.float32)  # no structure: a small ef misses often
     exact = NearestPatchSearch(bank)
-    pruned = PrunedPatchSearch(exact, build_ivf(bank, nlist=64), nprobe=1)
+    pruned = PrunedPatchSearch(exact, build_hnsw(bank), ef_search=1)
     embeddings = rng.normal(size=(3, 8, 8, 32)).astype(np.float32)
     embeddings[1, 2, 3] += 6.0  # one defect-like patch
     want = exact.patch_scores(embeddings)
     got = pruned.patch_scores(embeddings, aggregation)
     np.testing.assert_allclose(aggregate(got, aggregation), aggregate(want, aggregation), rtol=1e-6)
-    assert (got >= want * (1 - 1e-6)).all()  # everything else is an upper bound
+    assert (got >= want * (1 - 1e-5)).all()  # everything else is an upper bound
+    bounds = np.sqrt(pruned.upper_bounds(embeddings.reshape(-1, 32)))
+    assert (bounds > want.ravel() * (1 + 1e-3)).any()  # the graph alone really misses nearest patches
     assert np.isclose(got.max(), want.max()) and got[1].argmax() == want[1].argmax()
 
 
-def test_an_ivf_bank_records_its_index_and_scores_the_chosen_aggregation_exactly(tmp_path):
-    _, bank = _clustered(per=700)  # 11,200 patches: `auto` searches them with the IVF index
-    version = write_bank(tmp_path, "line", bank, META, search="auto", nprobe=2)
+def test_a_graph_bank_records_its_index_and_scores_the_chosen_aggregation_exactly(tmp_path):
+    _, bank = _clustered(per=700)  # 11,200 patches: `auto` searches them with the graph index
+    version = write_bank(tmp_path, "line", bank, META, search="auto", ef_search=4)
     record = json.loads((version / "bank.json").read_text())["search"]
-    assert record["kind"] == "ivf" and record["nprobe"] == 2 and (version / SEARCH_FILE).is_file()
+    assert record["kind"] == "hnsw" and record["ef_search"] == 4 and (version / SEARCH_FILE).is_file()
     loaded = load_bank(tmp_path, "line")
     embeddings = np.random.default_rng(3).normal(scale=20.0, size=(2, 8, 8, 24)).astype(np.float32)
     np.testing.assert_allclose(aggregate(loaded.patch_scores(embeddings, "topk5"), "topk5"),

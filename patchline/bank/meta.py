@@ -171,11 +171,11 @@ class BankMeta:
 
 def _search(record: Any, where: str) -> dict:
     """bank.json's `search`: {"kind": "exact"} (also what banks without the field get) or
-    {"kind": "ivf", "file", "index_sha256", "nlist", "nprobe", ...}."""
-    if not isinstance(record, dict) or record.get("kind") not in ("exact", "ivf"):
-        raise BankError(f"{where}: field 'search' must be an object with kind 'exact' or 'ivf', got {record!r}.")
-    if record["kind"] == "ivf":
-        for name in ("nlist", "nprobe"):
+    {"kind": "hnsw", "file", "index_sha256", "m", "ef_construction", "ef_search", ...}."""
+    if not isinstance(record, dict) or record.get("kind") not in ("exact", "hnsw"):
+        raise BankError(f"{where}: field 'search' must be an object with kind 'exact' or 'hnsw', got {record!r}.")
+    if record["kind"] == "hnsw":
+        for name in ("m", "ef_construction", "ef_search"):
             _positive_int(record, name, f"{where} (search)")
         file = _text(record, "file", f"{where} (search)")
         if "/" in file or file.startswith("."):

@@ -21,7 +21,7 @@ import numpy as np
 
 from patchline import __version__
 from patchline.bank.meta import FORMAT, BankMeta
-from patchline.core.pruned_search import PrunedPatchSearch, build_ivf, default_nlist
+from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, PrunedPatchSearch, build_hnsw
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
@@ -29,7 +29,7 @@ from patchline.names import check_name
 from patchline.settings import SEARCH_AUTO_PATCHES
 
 INDEX_FILE = "index.faiss"
-SEARCH_FILE = "search.faiss"  # the IVF index of an ivf-searched bank (same vectors, same order)
+SEARCH_FILE = "search.faiss"  # the graph index of an hnsw-searched bank (same vectors, same order)
 META_FILE = "bank.json"
 CURRENT_FILE = "CURRENT"
 
@@ -50,13 +50,14 @@ class Bank:
     index: faiss.Index
     meta: BankMeta
     path: Path
-    ivf: faiss.Index | None = None
+    graph: faiss.Index | None = None
     search: NearestPatchSearch = field(init=False, repr=False)
     pruned: PrunedPatchSearch | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.search = NearestPatchSearch.from_faiss(self.index)
-        self.pruned = None if self.ivf is None else PrunedPatchSearch(self.search, self.ivf, self.meta.search["nprobe"])
+        self.pruned = (None if self.graph is None
+                       else PrunedPatchSearch(self.search, self.graph, self.meta.search["ef_search"]))
 
     @property
     def version(self) -> str:
@@ -69,7 +70,7 @@ class Bank:
     def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch.
 
-        Exact without `aggregation`. With it, an ivf bank searches approximately where that
+        Exact without `aggregation`. With it, an hnsw bank searches approximately where that
         cannot change the image score (pruned_search.py): the `aggregation` of the result equals
         exact search's, the other patches are upper bounds."""
         d = embeddings.shape[-1]
@@ -91,14 +92,14 @@ def new_version(line_dir: Path) -> str:
 
 
 def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search: str = "exact",
-               nprobe: int = 8, seed: int = 0) -> Path:
+               ef_search: int = 16) -> Path:
     """Write a new bank version for `line` and make it CURRENT.
 
     patches: (M, D) float32 coreset embeddings. meta: the bank.json fields the caller knows
     (settings, threshold, calibration, training-set facts); this adds format, line, version,
     embedding_dim, n_patches, index_sha256, search, created and patchline_version.
-    search: "exact", "ivf" (also trains and writes the IVF index, `nprobe` clusters per query) or
-    "auto" (ivf from settings.SEARCH_AUTO_PATCHES patches on). Returns the new version folder.
+    search: "exact", "hnsw" (also builds and writes the graph index, `ef_search` candidates per
+    query) or "auto" (hnsw from settings.SEARCH_AUTO_PATCHES patches on). Returns the new version folder.
     """
     check_name(line, "line")
     patches = np.ascontiguousarray(patches, dtype=np.float32)
@@ -110,7 +111,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
         index = faiss.IndexFlatL2(patches.shape[1])
         index.add(patches)
         faiss.write_index(index, str(staging / INDEX_FILE))
-        search_record = _write_search_index(staging, patches, search, nprobe, seed)
+        search_record = _write_search_index(staging, patches, search, ef_search)
         full = dict(meta)
         full.update(
             format=FORMAT, line=line, version=version, embedding_dim=int(patches.shape[1]),
@@ -128,17 +129,16 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     return line_dir / version
 
 
-def _write_search_index(staging: Path, patches: np.ndarray, search: str, nprobe: int, seed: int) -> dict:
-    """Train and write the IVF index when the bank is to be searched by it; bank.json's `search`."""
+def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_search: int) -> dict:
+    """Build and write the graph index when the bank is to be searched by it; bank.json's `search`."""
     if search == "auto":
-        search = "ivf" if len(patches) >= SEARCH_AUTO_PATCHES else "exact"
+        search = "hnsw" if len(patches) >= SEARCH_AUTO_PATCHES else "exact"
     if search == "exact":
         return {"kind": "exact"}
-    nlist = default_nlist(len(patches))
-    faiss.write_index(build_ivf(patches, nlist, seed), str(staging / SEARCH_FILE))
-    return {"kind": "ivf", "file": SEARCH_FILE, "index_sha256": sha256_file(staging / SEARCH_FILE),
-            "nlist": nlist, "nprobe": int(nprobe),
-            "image_scores": "exact for max and topk<N> (IVF upper bounds, then exact search of the patches "
+    faiss.write_index(build_hnsw(patches), str(staging / SEARCH_FILE))
+    return {"kind": "hnsw", "file": SEARCH_FILE, "index_sha256": sha256_file(staging / SEARCH_FILE),
+            "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": int(ef_search),
+            "image_scores": "exact for max and topk<N> (graph upper bounds, then exact search of the patches "
                             "that can reach the top N); mean and var searched exactly; other patches' "
                             "scores are upper bounds"}
 
@@ -198,11 +198,11 @@ def load_bank(root: Path, line: str, version: str | None = None, expected: Mappi
             f"{meta.n_patches} × {meta.embedding_dim}."
         )
     meta.check_fits(expected, layer_channels)
-    return Bank(index=index, meta=meta, path=version_dir, ivf=_read_search_index(version_dir, meta, index))
+    return Bank(index=index, meta=meta, path=version_dir, graph=_read_search_index(version_dir, meta, index))
 
 
 def _read_search_index(version_dir: Path, meta: BankMeta, index: faiss.Index) -> faiss.Index | None:
-    if meta.search["kind"] != "ivf":
+    if meta.search["kind"] != "hnsw":
         return None
     path = version_dir / meta.search["file"]
     if not path.is_file():
@@ -210,9 +210,9 @@ def _read_search_index(version_dir: Path, meta: BankMeta, index: faiss.Index) ->
     if sha256_file(path) != meta.search["index_sha256"]:
         raise BankError(f"{path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
     try:
-        ivf = faiss.read_index(str(path))
+        graph = faiss.read_index(str(path))
     except RuntimeError as exc:
         raise BankError(f"faiss cannot read {path}: {str(exc).splitlines()[0]}.") from None
-    if ivf.ntotal != index.ntotal or ivf.d != index.d:
-        raise BankError(f"{path} holds {ivf.ntotal} × {ivf.d} vectors but the bank {index.ntotal} × {index.d}.")
-    return ivf
+    if graph.ntotal != index.ntotal or graph.d != index.d:
+        raise BankError(f"{path} holds {graph.ntotal} × {graph.d} vectors but the bank {index.ntotal} × {index.d}.")
+    return graph

@@ -112,12 +112,14 @@ class Element:
 
     handles_errors: whether `process` is called for frames that already carry an error (the
     post-process and sinks must see them, image ops just pass them on).
+    max_batch: how many waiting frames `process_batch` may take at once (1: one at a time).
     """
 
     FACTORY = ""
     PROPS: Mapping[str, Prop] = {}
     handles_errors = False
     is_source = False
+    max_batch = 1
 
     def __init__(self, name: str, props: Mapping[str, Any], context: StreamContext):
         self.name = name
@@ -131,6 +133,11 @@ class Element:
 
     def process(self, frame):  # pragma: no cover - every element overrides it
         raise NotImplementedError
+
+    def process_batch(self, frames: list) -> list:
+        """Process frames that were waiting together; one result (frame or None) per frame, in order.
+        Elements that gain from batching (models, the post-process) override it."""
+        return [self.process(frame) for frame in frames]
 
     def close(self) -> None:
         """Release what the element holds (sessions, threads); called once at shutdown."""

@@ -13,6 +13,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from threadpoolctl import threadpool_limits
+
 from patchline.errors import ConfigError, PatchlineError
 from patchline.pipeline.config import StreamConfig
 from patchline.pipeline.elements import StreamContext
@@ -20,7 +22,7 @@ from patchline.pipeline.factories import source_override_class
 from patchline.pipeline.frame import EOS
 
 log = logging.getLogger(__name__)
-QUEUE_SIZE = 4  # frames waiting in front of an element of a folder stream
+QUEUE_SIZE = 8  # frames waiting in front of an element of a folder stream (and the largest batch)
 LIVE_QUEUE_SIZE = 1  # in front of the leaky part of a live stream: only the newest frame waits
 
 
@@ -61,6 +63,18 @@ class FrameQueue:
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def get_batch(self, limit: int) -> list:
+        """Wait for one item, then take up to `limit` frames that are already waiting, in order.
+        EOS always comes alone: [EOS]."""
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            batch = [self._items.popleft()]
+            while batch[0] is not EOS and len(batch) < limit and self._items and self._items[0] is not EOS:
+                batch.append(self._items.popleft())
+            self._cond.notify_all()
+            return batch
 
     def __len__(self) -> int:
         return len(self._items)
@@ -167,36 +181,54 @@ class Stream:
             self._send(node, EOS)
 
     def _run_element(self, node: Node) -> None:
+        threadpool_limits(limits=1, user_api="openmp")  # per thread: faiss runs in this thread only
         element = node.element
-        handles_errors = element.handles_errors
+        limit = max(1, min(element.max_batch, int(self.context.options.get("max_batch") or element.max_batch)))
         while True:
-            frame = node.inbox.get()
-            if frame is EOS:
+            batch = node.inbox.get_batch(limit)
+            if batch[0] is EOS:
                 self._send(node, EOS)
                 if not node.outputs:
                     self.ended_at = time.perf_counter()
                 return
-            if frame.error is None or handles_errors:
-                began, began_cpu = time.perf_counter(), time.thread_time()
-                try:
-                    out = element.process(frame)
-                except Exception as exc:  # one bad frame gets an error result; the stream goes on
-                    frame.error = str(exc) if isinstance(exc, PatchlineError) else f"{node.name}: {exc}"
-                    if not isinstance(exc, PatchlineError):
-                        log.exception("stream %s: %s failed on frame %s", self.cfg.name, node.name, frame.frame_id)
-                    node.errors += 1
-                    out = frame
-                spent = time.perf_counter() - began
-                frame.timings[node.name] = spent
-                node.busy_s += spent
-                node.cpu_s += time.thread_time() - began_cpu
-                node.processed += 1
-            else:
-                out = frame
-            if out is None:
-                node.skipped += 1
-                continue
-            self._send(node, out)
+            work = [f for f in batch if f.error is None or element.handles_errors]
+            done = dict(zip(map(id, work), self._process(node, work))) if work else {}
+            for frame in batch:
+                out = done.get(id(frame), frame)  # frames with an error pass an image op untouched
+                if out is None:
+                    node.skipped += 1
+                    continue
+                self._send(node, out)
+
+    def _process(self, node: Node, frames: list) -> list:
+        """The element's results for frames waiting together; when a batch fails, each frame is
+        tried alone, so one bad frame gets an error result and the stream goes on."""
+        began, began_cpu = time.perf_counter(), time.thread_time()
+        try:
+            outs = node.element.process_batch(frames)
+        except Exception as exc:
+            outs = [self._failed(node, frames[0], exc)] if len(frames) == 1 else [self._alone(node, f) for f in frames]
+        spent = time.perf_counter() - began
+        for frame in frames:
+            frame.timings[node.name] = spent / len(frames)
+        node.busy_s += spent
+        node.cpu_s += time.thread_time() - began_cpu
+        node.processed += len(frames)
+        return outs
+
+    def _alone(self, node: Node, frame):
+        try:
+            return node.element.process_batch([frame])[0]
+        except Exception as exc:
+            return self._failed(node, frame, exc)
+
+    def _failed(self, node: Node, frame, exc: BaseException):
+        frame.error = str(exc) if isinstance(exc, PatchlineError) else f"{node.name}: {exc}"
+        if not isinstance(exc, PatchlineError):
+            log.error("stream %s: %s failed on frame %s: %s", self.cfg.name, node.name, frame.frame_id, exc,
+                      exc_info=exc)
+        node.errors += 1
+        return frame
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for every thread; True when all have finished."""

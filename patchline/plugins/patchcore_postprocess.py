@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from patchline.bank import live as live_bank
 from patchline.core.embed import embed
 from patchline.core.preprocess import crop_box
@@ -71,34 +73,60 @@ class PatchCorePostProcess:
             "source": frame.source,
         }
 
+    max_batch = 8  # frames waiting together are embedded in one call
+
     def process(self, frame) -> dict:
         """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (DESIGN §6)."""
-        state = self.live.state  # taken once: this frame sees one whole bank
-        if frame.error is not None:
-            return {**self._payload(frame, state, "error", None), "reason": frame.error}
-        try:
-            t0 = time.perf_counter()
-            m = state.meta
-            features = {layer: frame.tensors[layer] for layer in m.layers}
-            embeddings = embed(features, m.layers, m.patchsize, m.target_dim)
-            t1 = time.perf_counter()
-            patch_scores = state.patch_scores(embeddings, m.aggregation)
-            t2 = time.perf_counter()
-            verdict = judge(patch_scores[0], m.aggregation, m.threshold, m.pixel_threshold,
-                            m.imagesize, crop_box(frame.frame_shape, m.resize, m.imagesize))
-            t3 = time.perf_counter()
-        except Exception as exc:  # a frame must never stop the stream
-            log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
-            return {**self._payload(frame, state, "error", None), "reason": f"{self.name}: {exc}"}
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: list) -> list[dict]:
+        """Payloads of frames waiting together: one embed call, then each frame searched and judged.
+
+        The bank is taken once, so the whole batch sees one bank, old or new, never a mix."""
+        state = self.live.state
+        payloads: dict[int, dict] = {}
+        scored = []
+        for frame in frames:
+            if frame.error is not None:
+                payloads[id(frame)] = {**self._payload(frame, state, "error", None), "reason": frame.error}
+            else:
+                scored.append(frame)
+        if scored:
+            try:
+                self._judge(scored, state, payloads)
+            except Exception as exc:  # a frame must never stop the stream
+                if len(scored) > 1:
+                    for frame in scored:
+                        payloads.update({id(frame): self.process_batch([frame])[0]})
+                else:
+                    frame = scored[0]
+                    log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
+                    payloads[id(frame)] = {**self._payload(frame, state, "error", None), "reason": f"{self.name}: {exc}"}
+        return [payloads[id(frame)] for frame in frames]
+
+    def _judge(self, frames: list, state, payloads: dict) -> None:
+        m = state.meta
+        t0 = time.perf_counter()
+        features = {layer: np.concatenate([f.tensors[layer] for f in frames]) if len(frames) > 1
+                    else frames[0].tensors[layer] for layer in m.layers}
+        embeddings = embed(features, m.layers, m.patchsize, m.target_dim)
+        t1 = time.perf_counter()
+        patch_scores = state.patch_scores(embeddings, m.aggregation)
+        t2 = time.perf_counter()
+        verdicts = [judge(scores, m.aggregation, m.threshold, m.pixel_threshold, m.imagesize,
+                          crop_box(frame.frame_shape, m.resize, m.imagesize)) for frame, scores in zip(frames, patch_scores)]
+        t3 = time.perf_counter()
         spent = self.stage_seconds
         spent["embed"] += t1 - t0
         spent["search"] += t2 - t1
         spent["aggregate_map"] += t3 - t2
-        frame.timings.update(embed=t1 - t0, search=t2 - t1, aggregate_map=t3 - t2)
-        payload = self._payload(frame, state, "defect" if verdict.defect else "good", verdict.score)
-        if verdict.region is not None:
-            payload["region"] = verdict.region
-        return payload
+        n = len(frames)
+        for frame, verdict in zip(frames, verdicts):
+            frame.timings.update(embed=(t1 - t0) / n, search=(t2 - t1) / n, aggregate_map=(t3 - t2) / n)
+            payload = self._payload(frame, state, "defect" if verdict.defect else "good", verdict.score)
+            if verdict.region is not None:
+                payload["region"] = verdict.region
+            payloads[id(frame)] = payload
 
     def close(self) -> None:
         if self.context.on_bank in self.live.listeners:

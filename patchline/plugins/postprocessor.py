@@ -6,7 +6,8 @@ is imported only after that check.
 
 A post-process class is built as `cls(name, props, context)` (props parsed against its own
 `PROPS` when it declares them), has `process(frame) -> dict` (the result payload, also for frames
-carrying an error) and optionally `close()`.
+carrying an error), optionally `process_batch(frames) -> list[dict]` with `max_batch` (frames waiting
+together, judged in one call) and `close()`.
 """
 
 from __future__ import annotations
@@ -60,10 +61,18 @@ class ClassPostProcessor(Element):
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
         self.impl = props["class"](name, props["class_props"], context)
+        self.max_batch = int(getattr(self.impl, "max_batch", 1))
 
     def process(self, frame):
-        frame.meta[self.name] = self.impl.process(frame)
-        return frame
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: list) -> list:
+        """The class's payloads, by its `process_batch(frames)` when it has one."""
+        batched = getattr(self.impl, "process_batch", None)
+        payloads = batched(frames) if batched is not None else [self.impl.process(f) for f in frames]
+        for frame, payload in zip(frames, payloads):
+            frame.meta[self.name] = payload
+        return frames
 
     def close(self) -> None:
         close = getattr(self.impl, "close", None)

@@ -17,6 +17,7 @@ class TensorInfer(Element):
     """
 
     FACTORY = "mxpi_tensorinfer"
+    max_batch = 8  # frames waiting together run as one batch (the exported models take any batch)
     PROPS = {
         "modelPath": Prop(required=True, help="the exported model, e.g. models/<backbone>_<imagesize>_layer2.onnx"),
         "dataSource": Prop(),
@@ -40,6 +41,8 @@ class TensorInfer(Element):
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
         self.source = props["dataSource"]
+        if props.get("singleBatchInfer") == "1":  # MindX: one frame per model call
+            self.max_batch = 1
         self.session = open_session(props["modelPath"], context.options.get("ort_threads"))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
@@ -71,7 +74,17 @@ class TensorInfer(Element):
         return value if value.ndim == 4 else value[None]
 
     def process(self, frame):
-        outputs = self.session.run(None, {self.input_name: self._input(frame)})
-        frame.tensors.update(zip(self.output_names, outputs))  # the arrays, once
-        frame.meta[self.name] = tuple(self.output_names)
-        return frame
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: list) -> list:
+        """One model call for the frames' stacked inputs; each frame gets its own (1, C, h, w) slices."""
+        inputs = [self._input(frame) for frame in frames]
+        batch = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        outputs = self.session.run(None, {self.input_name: batch})
+        start = 0
+        for frame, given in zip(frames, inputs):
+            stop = start + given.shape[0]
+            frame.tensors.update((name, out[start:stop]) for name, out in zip(self.output_names, outputs))
+            frame.meta[self.name] = tuple(self.output_names)
+            start = stop
+        return frames

@@ -120,5 +120,5 @@ def build_bank(
         "models": {},
         **calibration,
     }
-    bank_dir = write_bank(banks_root, settings.line, patches, meta, settings.search, settings.nprobe, settings.seed)
+    bank_dir = write_bank(banks_root, settings.line, patches, meta, settings.search, settings.ef_search)
     return TrainResult(bank_dir=bank_dir, meta=read_meta(bank_dir), seconds=time.perf_counter() - began)
