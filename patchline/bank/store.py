@@ -181,17 +181,10 @@ def load_bank(root: Path, line: str, version: str | None = None, expected: Mappi
     if not version_dir.is_dir():
         raise BankError(f"bank version {version_dir} does not exist.")
     meta = read_meta(version_dir)
-    index_path = version_dir / INDEX_FILE
-    if not index_path.is_file():
-        raise BankError(f"bank {version_dir} has no {INDEX_FILE}.")
     if meta.line != line or meta.version != version:
         raise BankError(f"{version_dir / META_FILE} describes bank {meta.name}, not {line}/{version}.")
-    if sha256_file(index_path) != meta.index_sha256:
-        raise BankError(f"{index_path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
-    try:
-        index = faiss.read_index(str(index_path))
-    except RuntimeError as exc:
-        raise BankError(f"faiss cannot read {index_path}: {str(exc).splitlines()[0]}.") from None
+    index_path = version_dir / INDEX_FILE
+    index = _read_checked_index(index_path, meta.index_sha256, f"bank {version_dir} has no {INDEX_FILE}.")
     if index.d != meta.embedding_dim or index.ntotal != meta.n_patches:
         raise BankError(
             f"{index_path} holds {index.ntotal} × {index.d} vectors but {META_FILE} says "
@@ -205,14 +198,20 @@ def _read_search_index(version_dir: Path, meta: BankMeta, index: faiss.Index) ->
     if meta.search["kind"] != "hnsw":
         return None
     path = version_dir / meta.search["file"]
-    if not path.is_file():
-        raise BankError(f"bank {version_dir} has no {meta.search['file']} (its search index).")
-    if sha256_file(path) != meta.search["index_sha256"]:
-        raise BankError(f"{path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
-    try:
-        graph = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise BankError(f"faiss cannot read {path}: {str(exc).splitlines()[0]}.") from None
+    graph = _read_checked_index(path, meta.search["index_sha256"],
+                                f"bank {version_dir} has no {meta.search['file']} (its search index).")
     if graph.ntotal != index.ntotal or graph.d != index.d:
         raise BankError(f"{path} holds {graph.ntotal} × {graph.d} vectors but the bank {index.ntotal} × {index.d}.")
     return graph
+
+
+def _read_checked_index(path: Path, sha256: str, missing: str) -> faiss.Index:
+    """A faiss index file whose sha256 bank.json records; BankError (`missing` when absent)."""
+    if not path.is_file():
+        raise BankError(missing)
+    if sha256_file(path) != sha256:
+        raise BankError(f"{path} does not match the checksum in {META_FILE}: the file is damaged or half-written.")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise BankError(f"faiss cannot read {path}: {str(exc).splitlines()[0]}.") from None
