@@ -96,3 +96,32 @@ def test_an_appsrc_stream_without_a_source_is_refused_before_it_starts():
     config = load_pipeline(REPO / "pipeline" / "folder_layer2.pipeline", check_files=False)
     with pytest.raises(ConfigError, match="--source FOLDER"):
         StreamManager(config)
+
+
+def test_two_workers_of_an_element_keep_the_frames_in_order(tmp_path, monkeypatch):
+    import time
+
+    from patchline.plugins.image_ops import ImageDecoder
+
+    write_frames(tmp_path / "frames", 12, broken=5)
+    decode = ImageDecoder.process
+    threads = set()
+
+    def slow_first(self, frame):  # earlier frames take longer: two workers would finish out of order
+        threads.add(threading.current_thread().name)
+        time.sleep(0.02 if frame.frame_id % 2 == 0 else 0.0)
+        return decode(self, frame)
+
+    monkeypatch.setattr(ImageDecoder, "workers", 2)
+    monkeypatch.setattr(ImageDecoder, "process", slow_first)
+    data = {"s": {"appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+                  "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "next": "appsink0"},
+                  "appsink0": {"factory": "appsink"}}}
+    results = []
+    manager = StreamManager(parse_pipeline(data, "t.pipeline"), str(tmp_path / "frames"), on_result=results.append)
+    manager.start()
+    assert manager.wait(30)
+    manager.close()
+    assert len(threads) == 2, threads
+    assert [r["frame_id"] for r in results] == list(range(12))  # arrival order, each once
+    assert [r["frame_id"] for r in results if r.get("verdict") == "error"] == [5]

@@ -113,6 +113,9 @@ class Element:
     handles_errors: whether `process` is called for frames that already carry an error (the
     post-process and sinks must see them, image ops just pass them on).
     max_batch: how many waiting frames `process_batch` may take at once (1: one at a time).
+    workers: threads that may run `process_batch` at once on different batches (results still
+    leave in arrival order); more than 1 only for thread-safe elements that are a stream's
+    bottleneck. Capped at the CPU count.
     """
 
     FACTORY = ""
@@ -120,6 +123,7 @@ class Element:
     handles_errors = False
     is_source = False
     max_batch = 1
+    workers = 1
 
     def __init__(self, name: str, props: Mapping[str, Any], context: StreamContext):
         self.name = name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,11 @@ class Node:
     cpu_s: float = 0.0  # this thread's CPU seconds inside process()
     errors: int = 0
     skipped: int = 0
+    workers: int = 1  # threads running this element (see Element.workers)
+    lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    taken: int = 0  # batches taken from the inbox / sent on, so workers send in arrival order
+    sent: int = 0
+    running: int = 0
 
 
 def _build_source(cfg: StreamConfig, context: StreamContext, source: str | None):
@@ -154,10 +160,15 @@ class Stream:
         self.started_at = time.perf_counter()
         for name in self.cfg.order:
             node = self.nodes[name]
-            target = self._run_source if name == self.cfg.source else self._run_element
-            thread = threading.Thread(target=target, args=(node, stop) if name == self.cfg.source else (node,),
-                                      name=f"{self.cfg.name}/{name}", daemon=True)
-            self.threads.append(thread)
+            if name == self.cfg.source:
+                self.threads.append(threading.Thread(target=self._run_source, args=(node, stop),
+                                                     name=f"{self.cfg.name}/{name}", daemon=True))
+                continue
+            node.workers = node.running = max(1, min(int(getattr(node.element, "workers", 1)), os.cpu_count() or 1))
+            for i in range(node.workers):
+                self.threads.append(threading.Thread(target=self._run_element, args=(node,),
+                                                     name=f"{self.cfg.name}/{name}" + (f"#{i}" if i else ""),
+                                                     daemon=True))
         for thread in self.threads:
             thread.start()
 
@@ -181,24 +192,43 @@ class Stream:
             self._send(node, EOS)
 
     def _run_element(self, node: Node) -> None:
+        """One worker of a node: take waiting frames, process them, send them on. With several
+        workers, batches are sent on in the order they were taken, so frames keep their order."""
         threadpool_limits(limits=1, user_api="openmp")  # per thread: faiss runs in this thread only
         element = node.element
         limit = max(1, min(element.max_batch, int(self.context.options.get("max_batch") or element.max_batch)))
         while True:
-            batch = node.inbox.get_batch(limit)
+            with node.lock:  # one worker takes at a time: its batch number is its place in the order
+                batch = node.inbox.get_batch(limit)
+                if batch[0] is not EOS:
+                    turn, node.taken = node.taken, node.taken + 1
             if batch[0] is EOS:
-                self._send(node, EOS)
-                if not node.outputs:
-                    self.ended_at = time.perf_counter()
+                self._worker_done(node)
                 return
             work = [f for f in batch if f.error is None or element.handles_errors]
             done = dict(zip(map(id, work), self._process(node, work))) if work else {}
-            for frame in batch:
-                out = done.get(id(frame), frame)  # frames with an error pass an image op untouched
-                if out is None:
-                    node.skipped += 1
-                    continue
-                self._send(node, out)
+            with node.lock:
+                node.lock.wait_for(lambda: node.sent == turn)
+                for frame in batch:
+                    out = done.get(id(frame), frame)  # frames with an error pass an image op untouched
+                    if out is None:
+                        node.skipped += 1
+                    else:
+                        self._send(node, out)
+                node.sent += 1
+                node.lock.notify_all()
+
+    def _worker_done(self, node: Node) -> None:
+        """A worker saw EOS: it leaves EOS for the others; the last one sends it on."""
+        with node.lock:
+            node.running -= 1
+            last = node.running == 0
+            if not last:
+                node.inbox.put(EOS)
+        if last:
+            self._send(node, EOS)
+            if not node.outputs:
+                self.ended_at = time.perf_counter()
 
     def _process(self, node: Node, frames: list) -> list:
         """The element's results for frames waiting together; when a batch fails, each frame is
@@ -211,9 +241,10 @@ class Stream:
         spent = time.perf_counter() - began
         for frame in frames:
             frame.timings[node.name] = spent / len(frames)
-        node.busy_s += spent
-        node.cpu_s += time.thread_time() - began_cpu
-        node.processed += len(frames)
+        with node.lock:
+            node.busy_s += spent
+            node.cpu_s += time.thread_time() - began_cpu
+            node.processed += len(frames)
         return outs
 
     def _alone(self, node: Node, frame):
@@ -227,7 +258,8 @@ class Stream:
         if not isinstance(exc, PatchlineError):
             log.error("stream %s: %s failed on frame %s: %s", self.cfg.name, node.name, frame.frame_id, exc,
                       exc_info=exc)
-        node.errors += 1
+        with node.lock:
+            node.errors += 1
         return frame
 
     def join(self, timeout: float | None = None) -> bool:

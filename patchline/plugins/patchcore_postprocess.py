@@ -8,6 +8,7 @@ The bank is the line's LiveBank (live_bank.py): swapped whole, in the background
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class PatchCorePostProcess:
         context.line = self.line
         context.bank_version = lambda: self.live.state.version
         self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
+        self._stage_lock = threading.Lock()
         log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
 
     @property
@@ -74,6 +76,9 @@ class PatchCorePostProcess:
         }
 
     max_batch = 8  # frames waiting together are embedded in one call
+    # The search dominates a frame's CPU and is thread-safe (faiss searches, numpy, one bank
+    # reference per batch), so two workers share it when frames wait.
+    workers = 2
 
     def process(self, frame) -> dict:
         """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (DESIGN §6)."""
@@ -116,10 +121,11 @@ class PatchCorePostProcess:
         verdicts = [judge(scores, m.aggregation, m.threshold, m.pixel_threshold, m.imagesize,
                           crop_box(frame.frame_shape, m.resize, m.imagesize)) for frame, scores in zip(frames, patch_scores)]
         t3 = time.perf_counter()
-        spent = self.stage_seconds
-        spent["embed"] += t1 - t0
-        spent["search"] += t2 - t1
-        spent["aggregate_map"] += t3 - t2
+        with self._stage_lock:  # two workers add to the same totals
+            spent = self.stage_seconds
+            spent["embed"] += t1 - t0
+            spent["search"] += t2 - t1
+            spent["aggregate_map"] += t3 - t2
         n = len(frames)
         for frame, verdict in zip(frames, verdicts):
             frame.timings.update(embed=(t1 - t0) / n, search=(t2 - t1) / n, aggregate_map=(t3 - t2) / n)

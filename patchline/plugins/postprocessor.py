@@ -62,6 +62,7 @@ class ClassPostProcessor(Element):
         super().__init__(name, props, context)
         self.impl = props["class"](name, props["class_props"], context)
         self.max_batch = int(getattr(self.impl, "max_batch", 1))
+        self.workers = int(getattr(self.impl, "workers", 1))
 
     def process(self, frame):
         return self.process_batch([frame])[0]
