@@ -1,30 +1,26 @@
 """Fast bank search whose image scores stay exact: a graph index for every patch, exact search
 for the patches that decide the image score.
 
-A navigable small-world graph (faiss IndexHNSWFlat over the bank patches projected by their PCA) finds, for each
-query patch, a near bank patch, visiting `ef_search` candidates. That patch is a real bank
-patch, so its distance is an upper bound of the exact nearest-patch distance. `max` and `topk<N>` depend only on the largest
-patch scores; so the queries with the largest upper bounds are searched exactly, in growing
-rounds, until the N-th largest exact score is at least every remaining upper bound: then no
-other patch can enter the top N and the image score equals exact search's (up to float
-rounding). The other patches keep their upper bounds (they only shape the anomaly map of a
-defect). `mean` and `var` depend on every patch, so they are searched exactly throughout.
+A navigable small-world graph (faiss IndexHNSWFlat over the bank patches projected by their
+PCA) finds, for each query patch, a near bank patch, visiting `ef_search` candidates. That patch
+is a real bank patch, so its distance is an upper bound of the exact nearest-patch distance.
+`max` and `topk<N>` depend only on the largest patch scores; so the queries with the largest
+upper bounds are searched exactly, in growing rounds, until the N-th largest exact score is at
+least every remaining upper bound: then no other patch can enter the top N and the image score
+equals exact search's (up to float rounding). The other patches keep their upper bounds (they
+only shape the anomaly map of a defect). `mean` and `var` depend on every patch, so they are
+searched exactly throughout.
 """
 
 from __future__ import annotations
 
-import re
-
 import faiss
 import numpy as np
 
-from patchline.core.scoring import patch_scores_from_distances
+from patchline.core.scoring import patch_scores_from_distances, topk_size
 from patchline.core.search import NearestPatchSearch
 
-_TOPK = re.compile(r"^topk([1-9][0-9]*)$")
-FIRST_ROUND_EXTRA = 4  # exact queries beyond N in the first round; each later round doubles
-
-
+FIRST_ROUND_EXTRA = 4      # exact queries beyond N in the first round; each later round doubles
 LOW_DIM = 64               # dims of the PCA lower bound that prunes the exact search
 HNSW_M = 8                 # graph links per vector
 HNSW_EF_CONSTRUCTION = 40  # candidates while linking (build time only)
@@ -60,8 +56,8 @@ def decisive_count(aggregation: str | None, n_patches: int) -> int | None:
     when every patch does (mean, var, or no aggregation given)."""
     if aggregation == "max":
         return 1
-    match = _TOPK.match(aggregation or "")
-    return min(int(match.group(1)), n_patches) if match else None
+    size = topk_size(aggregation)
+    return min(size, n_patches) if size else None
 
 
 class LowDimExactSearch:
@@ -125,8 +121,7 @@ class PrunedPatchSearch:
         found = found[:, 0]
         bounds = np.full(len(queries), np.inf, dtype=np.float32)
         hit = found >= 0
-        diff = queries[hit] - self.exact.vectors[found[hit]]
-        bounds[hit] = np.einsum("ij,ij->i", diff, diff)
+        bounds[hit] = self.exact.distances_to(queries[hit], found[hit])
         return bounds
 
     def squared_distances(self, queries: np.ndarray, decisive: int | None) -> np.ndarray:

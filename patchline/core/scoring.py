@@ -14,9 +14,15 @@ AGGREGATIONS = ("max", "mean", "var") + tuple(f"topk{n}" for n in TOPK_SIZES)
 _TOPK = re.compile(r"^topk([1-9][0-9]*)$")
 
 
+def topk_size(name: str | None) -> int | None:
+    """N of a `topk<N>` aggregation name; None for any other name."""
+    match = _TOPK.match(name or "")
+    return int(match.group(1)) if match else None
+
+
 def check_aggregation(name: str) -> str:
     """Return `name` if it is a known aggregation (max, mean, var, topk<N>), else raise ValueError."""
-    if name in ("max", "mean", "var") or _TOPK.match(name):
+    if name in ("max", "mean", "var") or topk_size(name):
         return name
     raise ValueError(f"unknown aggregation '{name}'; use max, mean, var or topk<N> (e.g. topk10)")
 
@@ -40,10 +46,10 @@ def aggregate(patch_scores: np.ndarray, name: str) -> np.ndarray:
         return flat.mean(axis=1, dtype=np.float64).astype(np.float32)
     if name == "var":
         return flat.var(axis=1, dtype=np.float64).astype(np.float32)
-    match = _TOPK.match(name)
-    if not match:
+    size = topk_size(name)
+    if size is None:
         raise ValueError(f"unknown aggregation '{name}'")
-    k = min(int(match.group(1)), flat.shape[1])
+    k = min(size, flat.shape[1])
     top = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k :]
     return top.mean(axis=1, dtype=np.float64).astype(np.float32)
 

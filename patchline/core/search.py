@@ -52,8 +52,13 @@ class NearestPatchSearch:
             else:
                 better = low < best
                 best[better], nearest[better] = low[better], arg[better] + start
-        diff = queries - self.vectors[nearest]
-        return np.einsum("ij,ij->i", diff, diff)[:, None]
+        return self.distances_to(queries, nearest)[:, None]
+
+    def distances_to(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(n, D) float32 queries and (n,) int bank rows → (n,) float32 ||q − b||², measured
+        directly (no cancellation error from the expanded form)."""
+        diff = queries - self.vectors[rows]
+        return np.einsum("ij,ij->i", diff, diff)
 
     def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 Euclidean distance to the nearest bank patch."""

@@ -95,7 +95,8 @@ class Node:
     errors: int = 0
     skipped: int = 0
     workers: int = 1  # threads running this element (see Element.workers)
-    lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    lock: threading.Condition = field(default_factory=threading.Condition, repr=False)  # order + counters
+    take_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one worker takes at a time
     taken: int = 0  # batches taken from the inbox / sent on, so workers send in arrival order
     sent: int = 0
     running: int = 0
@@ -198,7 +199,7 @@ class Stream:
         element = node.element
         limit = max(1, min(element.max_batch, int(self.context.options.get("max_batch") or element.max_batch)))
         while True:
-            with node.lock:  # one worker takes at a time: its batch number is its place in the order
+            with node.take_lock:  # its batch number is its place in the order; waiting here blocks no sender
                 batch = node.inbox.get_batch(limit)
                 if batch[0] is not EOS:
                     turn, node.taken = node.taken, node.taken + 1

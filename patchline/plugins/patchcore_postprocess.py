@@ -34,6 +34,11 @@ class PatchCorePostProcess:
     refused at start with a BankError naming the field.
     """
 
+    max_batch = 8  # frames waiting together are embedded in one call
+    # The search dominates a frame's CPU and is thread-safe (faiss searches, numpy, one bank
+    # reference per batch), so two workers share it when frames wait.
+    workers = 2
+
     PROPS = {
         "line": Prop(required=True, help="the product line (its bank's name)"),
         "banks": Prop(help="the banks root folder (default ./faiss-index-precision)"),
@@ -51,7 +56,7 @@ class PatchCorePostProcess:
                                       props.get("bankCheckInterval") or 0.5)
         self.live.listeners.append(context.on_bank)
         context.line = self.line
-        context.bank_version = lambda: self.live.state.version
+        context.bank_version = lambda: self.bank_version
         self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
         self._stage_lock = threading.Lock()
         log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
@@ -75,11 +80,6 @@ class PatchCorePostProcess:
             "source": frame.source,
         }
 
-    max_batch = 8  # frames waiting together are embedded in one call
-    # The search dominates a frame's CPU and is thread-safe (faiss searches, numpy, one bank
-    # reference per batch), so two workers share it when frames wait.
-    workers = 2
-
     def process(self, frame) -> dict:
         """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (DESIGN §6)."""
         return self.process_batch([frame])[0]
@@ -87,29 +87,29 @@ class PatchCorePostProcess:
     def process_batch(self, frames: list) -> list[dict]:
         """Payloads of frames waiting together: one embed call, then each frame searched and judged.
 
-        The bank is taken once, so the whole batch sees one bank, old or new, never a mix."""
+        The bank is taken once, so the whole batch sees one bank, old or new, never a mix; when
+        the batch fails, each frame is judged alone against that bank."""
         state = self.live.state
-        payloads: dict[int, dict] = {}
-        scored = []
-        for frame in frames:
-            if frame.error is not None:
-                payloads[id(frame)] = {**self._payload(frame, state, "error", None), "reason": frame.error}
-            else:
-                scored.append(frame)
+        payloads = {id(f): {**self._payload(f, state, "error", None), "reason": f.error}
+                    for f in frames if f.error is not None}
+        scored = [f for f in frames if f.error is None]
         if scored:
             try:
-                self._judge(scored, state, payloads)
-            except Exception as exc:  # a frame must never stop the stream
-                if len(scored) > 1:
-                    for frame in scored:
-                        payloads.update({id(frame): self.process_batch([frame])[0]})
-                else:
-                    frame = scored[0]
-                    log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
-                    payloads[id(frame)] = {**self._payload(frame, state, "error", None), "reason": f"{self.name}: {exc}"}
+                payloads.update(self._judge(scored, state))
+            except Exception:  # a frame must never stop the stream
+                for frame in scored:
+                    payloads[id(frame)] = self._judge_alone(frame, state)
         return [payloads[id(frame)] for frame in frames]
 
-    def _judge(self, frames: list, state, payloads: dict) -> None:
+    def _judge_alone(self, frame, state) -> dict:
+        try:
+            return self._judge([frame], state)[id(frame)]
+        except Exception as exc:
+            log.exception("stream %s: frame %s failed in %s", self.context.stream, frame.frame_id, self.name)
+            return {**self._payload(frame, state, "error", None), "reason": f"{self.name}: {exc}"}
+
+    def _judge(self, frames: list, state) -> dict[int, dict]:
+        """{id(frame): payload} for error-free frames: embed all, search and judge each."""
         m = state.meta
         t0 = time.perf_counter()
         features = {layer: np.concatenate([f.tensors[layer] for f in frames]) if len(frames) > 1
@@ -127,12 +127,14 @@ class PatchCorePostProcess:
             spent["search"] += t2 - t1
             spent["aggregate_map"] += t3 - t2
         n = len(frames)
+        payloads = {}
         for frame, verdict in zip(frames, verdicts):
             frame.timings.update(embed=(t1 - t0) / n, search=(t2 - t1) / n, aggregate_map=(t3 - t2) / n)
             payload = self._payload(frame, state, "defect" if verdict.defect else "good", verdict.score)
             if verdict.region is not None:
                 payload["region"] = verdict.region
             payloads[id(frame)] = payload
+        return payloads
 
     def close(self) -> None:
         if self.context.on_bank in self.live.listeners:
