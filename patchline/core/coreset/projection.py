@@ -13,15 +13,13 @@ class RandomProjection:
 
     The matrix has i.i.d. N(0, 1/out_dim) entries drawn from ``seed``, so squared distances
     are preserved in expectation. Rows are projected independently and the result for a row
-    does not depend on how the input is batched (tiny batches are zero-padded so the BLAS
-    call always takes its blocked path), so features can be projected as they are extracted.
+    does not depend on how the input is batched, so features can be projected as they are
+    extracted: the product is accumulated in float64 and rounded to float32, because BLAS
+    kernels pick their blocking (and so their float32 rounding) by matrix shape and CPU.
 
     When ``in_dim <= out_dim`` there is nothing to gain: the projection is the identity and
     ``out_dim`` becomes ``in_dim`` (features pass through, converted to float32).
     """
-
-    # BLAS picks a different (differently rounded) kernel for matrices of very few rows.
-    _MIN_ROWS = 64
 
     def __init__(self, in_dim: int, out_dim: int = 128, seed: int = 0):
         in_dim = operator.index(in_dim)
@@ -39,6 +37,7 @@ class RandomProjection:
             m = rng.standard_normal((in_dim, out_dim), dtype=np.float32)
             m *= np.float32(1.0 / math.sqrt(out_dim))
             self.matrix = m
+            self._matrix64 = m.astype(np.float64)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Project ``x`` (n, in_dim), any real dtype, to (n, out_dim) float32."""
@@ -48,8 +47,5 @@ class RandomProjection:
         x = x.astype(np.float32, copy=False)
         if self.matrix is None:
             return x
-        if 0 < x.shape[0] < self._MIN_ROWS:
-            padded = np.zeros((self._MIN_ROWS, self.in_dim), np.float32)
-            padded[: x.shape[0]] = x
-            return (padded @ self.matrix)[: x.shape[0]]
-        return x @ self.matrix
+        # float64 rounding differences between kernels stay far below float32's last bit
+        return (x.astype(np.float64) @ self._matrix64).astype(np.float32)
