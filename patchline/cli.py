@@ -43,7 +43,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--search", choices=("auto", "exact", "hnsw"),
                    help="bank search: exact, hnsw (graph index; image scores still exact for max / topk), "
                         "auto (default: hnsw for banks of 8192 patches or more)")
-    g.add_argument("--ef-search", type=int, help="graph candidates visited per patch (hnsw, default 16)")
+    g.add_argument("--ef-search", type=int, help="graph candidates visited per patch (hnsw, default 8)")
     g.add_argument("--seed", type=int)
 
 

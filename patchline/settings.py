@@ -36,7 +36,7 @@ class LineSettings:
     seed: int = 0
     batch_size: int = 8
     search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_PATCHES bank patches on)
-    ef_search: int = 16   # graph candidates visited per query (hnsw only)
+    ef_search: int = 8    # graph candidates visited per query by the graph tier (hnsw only)
 
     def replace(self, **changes: Any) -> "LineSettings":
         """A copy with `changes` applied (None values are ignored), validated again."""

@@ -67,17 +67,19 @@ class Bank:
     def grid(self) -> tuple[int, int]:
         return self.meta.grid
 
-    def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None) -> np.ndarray:
+    def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None,
+                     threshold: float | None = None) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch.
 
         Exact without `aggregation`. With it, an hnsw bank searches approximately where that
         cannot change the image score (pruned_search.py): the `aggregation` of the result equals
-        exact search's, the other patches are upper bounds."""
+        exact search's, the other patches are upper bounds — graph bounds at least on images
+        scoring above `threshold` (their anomaly maps are drawn)."""
         d = embeddings.shape[-1]
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
         if aggregation is not None and self.pruned is not None:
-            return self.pruned.patch_scores(embeddings, aggregation)
+            return self.pruned.patch_scores(embeddings, aggregation, threshold)
         return self.search.patch_scores(embeddings)
 
 
@@ -92,7 +94,7 @@ def new_version(line_dir: Path) -> str:
 
 
 def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search: str = "exact",
-               ef_search: int = 16) -> Path:
+               ef_search: int = 8) -> Path:
     """Write a new bank version for `line` and make it CURRENT.
 
     patches: (M, D) float32 coreset embeddings. meta: the bank.json fields the caller knows
@@ -138,9 +140,10 @@ def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_sear
     faiss.write_index(build_hnsw(patches), str(staging / SEARCH_FILE))
     return {"kind": "hnsw", "file": SEARCH_FILE, "index_sha256": sha256_file(staging / SEARCH_FILE),
             "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": int(ef_search),
-            "image_scores": "exact for max and topk<N> (graph upper bounds, then exact search of the patches "
-                            "that can reach the top N); mean and var searched exactly; other patches' "
-                            "scores are upper bounds"}
+            "image_scores": "exact for max and topk<N>: every patch gets an upper bound (coarse grid, graph, "
+                            "tight graph: each only where it could matter), the patches that can reach the top N "
+                            "are searched exactly; mean and var searched exactly; other patches' scores are upper "
+                            "bounds (graph bounds on a defect's frame)"}
 
 
 def current_version(root: Path, line: str) -> str:

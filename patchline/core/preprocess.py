@@ -15,19 +15,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def decode_image(data: bytes, source: str = "frame") -> np.ndarray:
-    """Decode encoded image bytes (PNG/JPEG/BMP/TIFF) to (H, W, 3) uint8 RGB.
+    """Decode encoded image bytes (PNG/JPEG/BMP/TIFF) to (H, W) uint8 gray for a gray file, else
+    (H, W, 3) uint8 RGB (alpha dropped, 16 bits scaled to 8).
 
-    Raises PatchlineError naming `source` when the bytes are not a decodable image.
+    A gray file stays one channel: those are exactly the pixels a colour decode would replicate
+    into three, and resizing one channel costs a third (`normalize` replicates it). Raises
+    PatchlineError naming `source` when the bytes are not a decodable image.
     """
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR) if buffer.size else None
     if image is None:
         raise PatchlineError(f"{source} is not a readable image (empty, truncated or unknown format).")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; grayscale files are replicated to 3 channels."""
+    """Read an image file as `decode_image` does: (H, W) uint8 gray or (H, W, 3) uint8 RGB."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -36,13 +39,17 @@ def load_image(path: str | Path) -> np.ndarray:
     return decode_image(data, source=f"image {path}")
 
 
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """Return (H, W, 3) uint8 from (H, W) gray or (H, W, 3) RGB input."""
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 3:
+def check_pixels(image: np.ndarray) -> np.ndarray:
+    """Return `image` if it is (H, W) gray or (H, W, 3) RGB, else raise PatchlineError."""
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3):
         return image
     raise PatchlineError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}.")
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Return (H, W, 3) uint8 from (H, W) gray or (H, W, 3) RGB input."""
+    image = check_pixels(image)
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
 
 
 def resized_shape(h: int, w: int, resize: int) -> tuple[int, int]:
@@ -52,7 +59,7 @@ def resized_shape(h: int, w: int, resize: int) -> tuple[int, int]:
 
 
 def resize_shorter_side(image: np.ndarray, resize: int) -> np.ndarray:
-    """Resize (H, W, C) so its shorter side is `resize` pixels, keeping the aspect ratio.
+    """Resize (H, W) or (H, W, C) so its shorter side is `resize` pixels, keeping the aspect ratio.
 
     Shrinking uses area interpolation (no aliasing), enlarging uses bilinear.
     """
@@ -65,7 +72,7 @@ def resize_shorter_side(image: np.ndarray, resize: int) -> np.ndarray:
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Cut the central size × size window of (H, W, C); the image must be at least that large."""
+    """Cut the central size × size window of (H, W) or (H, W, C) (a view); the image must be at least that large."""
     h, w = image.shape[:2]
     if h < size or w < size:
         raise PatchlineError(f"image of {w}×{h} pixels is smaller than the {size}-pixel crop.")
@@ -74,16 +81,31 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → (3, H, W) float32 with ImageNet mean/std."""
-    x = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    x -= IMAGENET_MEAN
-    x /= IMAGENET_STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """(H, W) uint8 gray or (H, W, 3) uint8 RGB → (3, H, W) float32 with ImageNet mean/std (gray is
+    replicated to the three channels).
+
+    Planes first (uint8 transposes are cheap), then (v / 255 − mean) / std in float32 plane by
+    plane; a gray image is converted once and normalized three times."""
+    image = check_pixels(image)
+    scale = np.float32(1.0 / 255.0)
+    if image.ndim == 2:
+        x = image.astype(np.float32)
+        x *= scale
+        out = np.empty((3,) + image.shape, dtype=np.float32)
+        for c in range(3):
+            np.subtract(x, IMAGENET_MEAN[c], out=out[c])
+            out[c] /= IMAGENET_STD[c]
+        return out
+    out = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
+    out *= scale
+    out -= IMAGENET_MEAN[:, None, None]
+    out /= IMAGENET_STD[:, None, None]
+    return out
 
 
 def preprocess(image: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
     """(H, W) or (H, W, 3) uint8 → (3, imagesize, imagesize) float32 network input."""
-    return normalize(center_crop(resize_shorter_side(to_rgb(image), resize), imagesize))
+    return normalize(center_crop(resize_shorter_side(check_pixels(image), resize), imagesize))
 
 
 def crop_box(frame_shape: tuple[int, int], resize: int, imagesize: int) -> tuple[float, float, float]:

@@ -1,14 +1,25 @@
-"""Fast bank search whose image scores stay exact: a graph index for every patch, exact search
-for the patches that decide the image score.
+"""Fast bank search whose image scores stay exact: cheap upper bounds for every patch, dearer
+ones only where they could change the image score, exact search for the patches that decide it.
 
-A navigable small-world graph (faiss IndexHNSWFlat over the bank patches projected by their
-PCA) finds, for each query patch, a near bank patch, visiting `ef_search` candidates. That patch
-is a real bank patch, so its distance is an upper bound of the exact nearest-patch distance.
-`max` and `topk<N>` depend only on the largest patch scores; so the queries with the largest
-upper bounds are searched exactly, in growing rounds, until the N-th largest exact score is at
-least every remaining upper bound: then no other patch can enter the top N and the image score
-equals exact search's (up to float rounding). The other patches keep their upper bounds (they
-only shape the anomaly map of a defect). `mean` and `var` depend on every patch, so they are
+The distance from a query patch to *any* bank patch is an upper bound of its exact nearest-patch
+distance. `max` and `topk<N>` depend only on the N largest patch scores, so a patch needs an
+exact score only when it is among them, and a tight bound only when its bound is above the N-th
+largest exact score. Each patch climbs a ladder of tiers, each dearer and tighter than the last,
+only as far as that rule asks:
+
+0. coarse: a graph search for every `GRID_STRIDE`-th patch of the grid (rows and columns); every
+   patch is then measured against the bank patches those searches found (neighbouring patches
+   have near neighbours: one small matrix product);
+1. graph: its own search in the navigable small-world graph (faiss IndexHNSWFlat over the bank's
+   PCA projection, `ef_search` candidates visited), the `CANDIDATES` best re-measured in full;
+2. tight: the same with `TIGHT_EF` candidates visited, `TIGHT_CANDIDATES` re-measured;
+3. exact: every bank patch its PCA lower bound cannot rule out (LowDimExactSearch).
+
+The top N patches by bound climb until they are exact; then every patch whose bound is still
+above the N-th largest exact score climbs one tier, until none is. No other patch can then enter
+the top N, so the image score equals exact search's (up to float rounding). The other patches
+keep their bounds; a defect's frame has every patch searched at least through the graph, so its
+anomaly map is drawn from graph bounds. `mean` and `var` depend on every patch, so they are
 searched exactly throughout.
 """
 
@@ -20,8 +31,11 @@ import numpy as np
 from patchline.core.scoring import patch_scores_from_distances, topk_size
 from patchline.core.search import NearestPatchSearch
 
-FIRST_ROUND_EXTRA = 4      # exact queries beyond N in the first round; each later round doubles
 LOW_DIM = 64               # dims of the PCA lower bound that prunes the exact search
+GRID_STRIDE = 2            # coarse tier: every 2nd patch of each row and column is searched in the graph
+CANDIDATES = 4             # graph tier: nearest graph results re-measured in full dims (PCA order ≠ full order)
+TIGHT_EF = 64              # tight tier: candidates visited
+TIGHT_CANDIDATES = 8       # tight tier: results re-measured in full dims
 HNSW_M = 8                 # graph links per vector
 HNSW_EF_CONSTRUCTION = 40  # candidates while linking (build time only)
 ROUNDING = 1e-5            # relative slack between faiss's and numpy's float32 distances
@@ -97,11 +111,15 @@ class LowDimExactSearch:
         return out
 
 
+COARSE, GRAPH, TIGHT, EXACT = 0, 1, 2, 3
+
+
 class PrunedPatchSearch:
-    """Patch scores with exact image scores for max / topk<N>, from a graph index plus exact rounds."""
+    """Patch scores with exact image scores for max / topk<N>, from the tier ladder above."""
 
     def __init__(self, exact: NearestPatchSearch, index: faiss.Index, ef_search: int):
-        """exact: the bank's exact search; index: build_hnsw's index over the same vectors (same order)."""
+        """exact: the bank's exact search; index: build_hnsw's index over the same vectors (same order);
+        ef_search: candidates the graph tier visits per query."""
         if index.ntotal != len(exact.vectors) or index.d != exact.dim:
             raise ValueError(f"the graph index holds {index.ntotal} × {index.d} vectors, the bank "
                              f"{len(exact.vectors)} × {exact.dim}")
@@ -109,52 +127,116 @@ class PrunedPatchSearch:
         self.index = index  # owns the graph below: keep it alive
         self.mean, self.basis, self.graph = _projection(index)
         self.ef_search = int(ef_search)
-        self.graph.hnsw.efSearch = self.ef_search
         self.refine = LowDimExactSearch(exact.vectors, self.mean, self.basis)
+        self.norms = np.einsum("ij,ij->i", exact.vectors, exact.vectors)
         self.dim = exact.dim
         self.exact_queries = 0  # queries searched exactly so far (for benchmarks)
+        self.graph_queries = 0  # queries searched through the graph so far (for benchmarks)
+
+    def graph_bounds(self, queries: np.ndarray, ef: int | None = None, candidates: int = CANDIDATES
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, D) float32 queries → ((n,) float32 squared distances, (n,) int64 bank rows) of the
+        nearest of the `candidates` patches the graph finds visiting `ef` (default ef_search)
+        candidates, measured in full: each distance ≥ the exact nearest distance."""
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(int(ef or self.ef_search), candidates)
+        projected = np.ascontiguousarray((queries - self.mean) @ self.basis)
+        _, found = self.graph.search(projected, candidates, params=params)
+        missing = found[:, 0] < 0  # the graph found nothing (only an empty bank): no bound
+        found = np.maximum(np.where(found < 0, found[:, :1], found), 0)  # fewer results: repeat the first
+        self.graph_queries += len(queries)
+        diff = queries[:, None, :] - self.exact.vectors[found]
+        squared = np.einsum("ijk,ijk->ij", diff, diff)
+        best = squared.argmin(axis=1)
+        rows = np.arange(len(queries))
+        dist, nearest = squared[rows, best], found[rows, best]
+        dist[missing] = np.inf
+        return dist, nearest
 
     def upper_bounds(self, queries: np.ndarray) -> np.ndarray:
-        """(n, D) float32 queries → (n,) float32 squared distances to the patch the graph finds
-        nearest in the projected space, measured in full (≥ the exact nearest distance)."""
-        _, found = self.graph.search(np.ascontiguousarray((queries - self.mean) @ self.basis), 1)
-        found = found[:, 0]
-        bounds = np.full(len(queries), np.inf, dtype=np.float32)
-        hit = found >= 0
-        bounds[hit] = self.exact.distances_to(queries[hit], found[hit])
-        return bounds
+        """(n, D) float32 queries → (n,) float32 graph-tier squared distances (≥ exact)."""
+        return self.graph_bounds(np.ascontiguousarray(queries, dtype=np.float32))[0]
 
-    def squared_distances(self, queries: np.ndarray, decisive: int | None) -> np.ndarray:
-        """(n, D) float32 queries of one image → (n, 1) float32 squared distances whose
-        `decisive` largest values are exact (all exact when decisive is None)."""
+    def _coarse(self, queries: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Tier 0 for one image's (H*W, D) queries: (squared bounds, tiers)."""
+        h, w = grid
+        s = GRID_STRIDE
+        tiers = np.full(h * w, COARSE, dtype=np.int8)
+        if s <= 1 or h * w <= 4 * s * s:
+            dist, _ = self.graph_bounds(queries)
+            tiers[:] = GRAPH
+            return dist, tiers
+        rows = (np.arange(s // 2, h, s)[:, None] * w + np.arange(s // 2, w, s)[None, :]).ravel()
+        dist_rows, found = self.graph_bounds(queries[rows])
+        found = np.unique(found)
+        near = self.exact.vectors[found]
+        product = queries @ near.T  # (H*W, F): every patch against the found bank patches
+        product *= -2.0
+        product += self.norms[found]
+        nearest = found[product.argmin(axis=1)]
+        dist = self.exact.distances_to(queries, nearest)  # measured directly: no cancellation error
+        dist[rows] = np.minimum(dist[rows], dist_rows)
+        tiers[rows] = GRAPH
+        return dist, tiers
+
+    def _climb(self, queries: np.ndarray, dist: np.ndarray, tiers: np.ndarray, which: np.ndarray) -> None:
+        """Move the patches `which` one tier up (grouped by tier), tightening their bounds in place."""
+        groups = [(tier, which[tiers[which] == tier]) for tier in (COARSE, GRAPH, TIGHT)]  # before any climbs
+        for tier, rows in groups:
+            if not len(rows):
+                continue
+            if tier == COARSE:
+                tighter, _ = self.graph_bounds(queries[rows])
+            elif tier == GRAPH:
+                tighter, _ = self.graph_bounds(queries[rows], TIGHT_EF, TIGHT_CANDIDATES)
+            else:
+                tighter = self.refine.squared_distances(queries[rows], dist[rows] * (1 + ROUNDING))
+                self.exact_queries += len(rows)
+            dist[rows] = np.minimum(dist[rows], tighter)
+            tiers[rows] = tier + 1
+
+    def squared_distances(self, queries: np.ndarray, decisive: int | None, grid: tuple[int, int] | None = None,
+                          threshold: float | None = None) -> np.ndarray:
+        """(H*W, D) float32 queries of one image → (H*W, 1) float32 squared distances whose
+        `decisive` largest values are exact (all exact when decisive is None).
+
+        grid: the image's (H, W) patch grid (default: one row). threshold: the line's image
+        threshold on `decisive`'s aggregation; when the image score exceeds it, every patch is
+        searched at least through the graph (its anomaly map is drawn)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if decisive is None:
             self.exact_queries += len(queries)
             return self.exact.squared_distances(queries)
-        dist = self.upper_bounds(queries)
-        order = np.argsort(-dist, kind="stable")
-        done, batch = 0, decisive + FIRST_ROUND_EXTRA
-        while done < len(order):
-            take = order[done : done + batch]
-            upper = np.where(np.isfinite(dist[take]), dist[take] * (1 + ROUNDING), np.float32(np.inf))
-            dist[take] = self.refine.squared_distances(queries[take], upper)
-            self.exact_queries += len(take)
-            done += len(take)
-            if done >= len(order):
-                break
-            refined = dist[order[:done]]
-            kth = np.partition(refined, len(refined) - decisive)[len(refined) - decisive]
-            if kth >= dist[order[done]] * (1 + ROUNDING):  # no other patch can reach the top `decisive`
-                break
-            batch *= 2
+        dist, tiers = self._coarse(queries, grid or (1, len(queries)))
+        while True:
+            top = np.argpartition(-dist, decisive - 1)[:decisive] if decisive < len(dist) else np.arange(len(dist))
+            if (tiers[top] == EXACT).all():
+                kth = dist[top].min()
+                # a patch could still enter the top `decisive` only if its bound reaches the N-th exact score
+                rising = np.nonzero((tiers < EXACT) & (dist * (1 + ROUNDING) >= kth))[0]
+                if not len(rising):
+                    break
+            else:
+                rising = top[tiers[top] < EXACT]
+            self._climb(queries, dist, tiers, rising)
+        if threshold is not None and _aggregate_top(dist, decisive) > threshold:
+            self._climb(queries, dist, tiers, np.nonzero(tiers == COARSE)[0])
         return dist[:, None]
 
-    def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None) -> np.ndarray:
+    def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None,
+                     threshold: float | None = None) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 patch scores; for `aggregation`
         max / topk<N> each image's score from them equals exact search's, other patches are
-        upper bounds; exact everywhere for mean / var / None."""
+        upper bounds; exact everywhere for mean / var / None. threshold: see squared_distances."""
         n, h, w, d = embeddings.shape
         flat = embeddings.reshape(n, h * w, d)
         decisive = decisive_count(aggregation, h * w)
-        squared = np.concatenate([self.squared_distances(flat[i], decisive) for i in range(n)])
+        squared = np.concatenate([self.squared_distances(flat[i], decisive, (h, w), threshold) for i in range(n)])
         return patch_scores_from_distances(squared, (h, w))
+
+
+def _aggregate_top(squared: np.ndarray, decisive: int) -> float:
+    """The image score (max or mean of the `decisive` largest patch scores, as scoring.aggregate)
+    from (n,) float32 squared distances."""
+    top = np.partition(squared, len(squared) - decisive)[len(squared) - decisive:]
+    return float(np.float32(np.sqrt(np.maximum(top, np.float32(0.0))).mean(dtype=np.float64)))

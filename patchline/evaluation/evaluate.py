@@ -15,7 +15,7 @@ import numpy as np
 from patchline.bank.store import Bank
 from patchline.core.anomaly_map import anomaly_map, overlay
 from patchline.core.metrics import auroc, pro_score
-from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side
+from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side, to_rgb
 from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
 from patchline.data.datasets import MvtecCategory
 from patchline.extractors.embeddings import Extractor, as_image, score_images
@@ -72,7 +72,7 @@ def evaluate_category(
                              *(f"{image_scores[a][i]:.9g}" for a in image_scores)])
     vmin, vmax = float(np.quantile(maps, 0.01)), float(np.quantile(maps, 0.999))
     for i in _overlay_sample(labels, n_overlays):
-        crop = center_crop(resize_shorter_side(as_image(paths[i]), settings.resize), settings.imagesize)
+        crop = to_rgb(center_crop(resize_shorter_side(as_image(paths[i]), settings.resize), settings.imagesize))
         picture = overlay(crop, maps[i], vmin, vmax)
         if masks[i].any():
             contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from patchline.core.embed import embed
-from patchline.core.preprocess import load_image, preprocess, to_rgb
+from patchline.core.preprocess import check_pixels, load_image, preprocess
 from patchline.settings import LineSettings
 
 Extractor = Callable[[np.ndarray], Mapping[str, np.ndarray]]
@@ -22,9 +22,9 @@ ImageItem = Union[str, Path, np.ndarray]
 
 
 def as_image(item: ImageItem) -> np.ndarray:
-    """A file path or an in-memory image → (H, W, 3) uint8 RGB."""
+    """A file path or an in-memory image → (H, W) uint8 gray or (H, W, 3) uint8 RGB."""
     if isinstance(item, np.ndarray):
-        return to_rgb(item)
+        return check_pixels(item)
     return load_image(item)
 
 

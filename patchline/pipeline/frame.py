@@ -15,7 +15,7 @@ class Frame:
     """One frame on its way through a stream.
 
     data: encoded bytes (file sources) until a decoder turns them into `image`.
-    image: (H, W, 3) uint8 RGB working image (decoded, then resized, then cropped).
+    image: (H, W, 3) uint8 RGB or (H, W) uint8 gray working image (decoded, then resized, then cropped).
     frame_shape: (H, W) of the decoded frame, for reporting regions in frame pixels.
     meta: element name → that element's output (e.g. the normalized (3, S, S) float32 tensor,
     a tensorinfer's {output name: (1, C, h, w) float32}); `tensors` merges every model output by name.

@@ -43,7 +43,8 @@ def _decode(frame) -> None:
 
 
 class ImageDecoder(Element):
-    """Encoded bytes (PNG, JPEG, BMP, TIFF) → (H, W, 3) uint8 RGB; frames already decoded pass through."""
+    """Encoded bytes (PNG, JPEG, BMP, TIFF) → (H, W, 3) uint8 RGB, or (H, W) uint8 for a gray file
+    (`decode_image`: the normalize step replicates it, as for training); decoded frames pass through."""
 
     FACTORY = "mxpi_imagedecoder"
     PROPS = {
