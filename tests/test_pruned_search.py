@@ -86,3 +86,41 @@ def test_the_line_setting_switches_the_index_off(tmp_path):
     assert not (version / SEARCH_FILE).exists() and load_bank(tmp_path, "line").pruned is None
     small = write_bank(tmp_path, "small", bank[:500], META, search="auto")  # below the auto size
     assert json.loads((small / "bank.json").read_text())["search"] == {"kind": "exact"}
+
+
+def test_a_defect_between_the_coarse_grid_points_is_found_and_scored_exactly_with_few_exact_queries():
+    # The coarse tier searches only every 2nd patch of each row and column through the graph. A
+    # defect patch at a position it skips must still climb to an exact score, and patches that
+    # cannot reach the top must not be searched exactly.
+    centers, bank = _clustered(per=300)
+    rng = np.random.default_rng(5)
+    exact = NearestPatchSearch(bank)
+    pruned = PrunedPatchSearch(exact, build_hnsw(bank), ef_search=8)
+    embeddings = (centers[rng.integers(0, len(centers), size=(1, 16, 16))]
+                  + rng.normal(scale=0.5, size=(1, 16, 16, 24))).astype(np.float32)
+    embeddings[0, 6, 8] += 8.0  # row 6, column 8: not on the coarse grid (odd rows and columns)
+    want = exact.patch_scores(embeddings)
+    for aggregation in ("max", "topk5"):
+        pruned.exact_queries = 0
+        got = pruned.patch_scores(embeddings, aggregation)
+        np.testing.assert_allclose(aggregate(got, aggregation), aggregate(want, aggregation), rtol=1e-6)
+        assert np.unravel_index(got[0].argmax(), (16, 16)) == (6, 8)
+        assert pruned.exact_queries < 16 * 16 // 4  # the ladder stops well short of searching everything
+
+
+def test_a_defect_frame_has_its_map_drawn_from_graph_bounds():
+    _, bank = _clustered(per=300)
+    rng = np.random.default_rng(6)
+    pruned = PrunedPatchSearch(NearestPatchSearch(bank), build_hnsw(bank), ef_search=8)
+    embeddings = (bank[rng.integers(0, len(bank), size=(1, 16, 16))]
+                  + rng.normal(scale=0.3, size=(1, 16, 16, 24))).astype(np.float32)
+    embeddings[0, 4, 4] += 8.0
+    flat = embeddings.reshape(-1, 24)
+    pruned.graph_queries = 0
+    pruned.patch_scores(embeddings, "max")  # no threshold: only what the image score needs
+    without = pruned.graph_queries
+    pruned.graph_queries = 0
+    got = pruned.patch_scores(embeddings, "max", threshold=0.0)  # every frame a defect
+    assert pruned.graph_queries > without
+    graph = np.sqrt(pruned.graph_bounds(flat)[0]).reshape(got.shape)
+    assert (got <= graph * (1 + 1e-5)).all()  # no patch left looser than its own graph search

@@ -38,7 +38,7 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def synthetic_defects(images: Sequence[np.ndarray], seed: int) -> list[np.ndarray]:
-    """One synthetic defect per (H, W, 3) uint8 image, cycling cut-paste / scratch / blob."""
+    """One synthetic defect per (H, W) or (H, W, 3) uint8 image, cycling cut-paste / scratch / blob."""
     rng = np.random.default_rng(seed + 7919)
     return [make_defect(image, KINDS[i % len(KINDS)], rng)[0] for i, image in enumerate(images)]
 

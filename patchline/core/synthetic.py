@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from patchline.core.preprocess import to_rgb
+
 KINDS = ("cut_paste", "scratch", "blob")
 
 
@@ -81,5 +83,6 @@ GENERATORS = {"cut_paste": cut_paste, "scratch": scratch, "blob": blob}
 
 
 def make_defect(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic defect of `kind` (see KINDS) on an (H, W, 3) uint8 image → (image, mask)."""
-    return GENERATORS[kind](image, rng)
+    """One synthetic defect of `kind` (see KINDS) on an (H, W) gray or (H, W, 3) uint8 image →
+    ((H, W, 3) uint8 image, (H, W) bool mask); a gray image is edited as its three-channel copy."""
+    return GENERATORS[kind](to_rgb(image), rng)
