@@ -21,7 +21,7 @@ import numpy as np
 
 from patchline import __version__
 from patchline.bank.meta import FORMAT, BankMeta
-from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, PrunedPatchSearch, build_hnsw
+from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, MAP_FLOOR, PrunedPatchSearch, build_hnsw
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
@@ -68,18 +68,20 @@ class Bank:
         return self.meta.grid
 
     def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None,
-                     threshold: float | None = None) -> np.ndarray:
+                     threshold: float | None = None, pixel_threshold: float | None = None) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch.
 
         Exact without `aggregation`. With it, an hnsw bank searches approximately where that
         cannot change the image score (pruned_search.py): the `aggregation` of the result equals
-        exact search's, the other patches are upper bounds — graph bounds at least on images
-        scoring above `threshold` (their anomaly maps are drawn)."""
+        exact search's, the other patches are upper bounds — graph bounds at least, on images
+        scoring above `threshold`, wherever they may reach MAP_FLOOR × `pixel_threshold` (their
+        anomaly maps are drawn)."""
         d = embeddings.shape[-1]
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
         if aggregation is not None and self.pruned is not None:
-            return self.pruned.patch_scores(embeddings, aggregation, threshold)
+            floor = MAP_FLOOR * pixel_threshold if pixel_threshold is not None else 0.0
+            return self.pruned.patch_scores(embeddings, aggregation, threshold, floor)
         return self.search.patch_scores(embeddings)
 
 
@@ -143,7 +145,7 @@ def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_sear
             "image_scores": "exact for max and topk<N>: every patch gets an upper bound (coarse grid, graph, "
                             "tight graph: each only where it could matter), the patches that can reach the top N "
                             "are searched exactly; mean and var searched exactly; other patches' scores are upper "
-                            "bounds (graph bounds on a defect's frame)"}
+                            "bounds (graph bounds on a defect's frame where they reach half the pixel threshold)"}
 
 
 def current_version(root: Path, line: str) -> str:

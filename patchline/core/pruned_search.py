@@ -18,8 +18,9 @@ only as far as that rule asks:
 The top N patches by bound climb until they are exact; then every patch whose bound is still
 above the N-th largest exact score climbs one tier, until none is. No other patch can then enter
 the top N, so the image score equals exact search's (up to float rounding). The other patches
-keep their bounds; a defect's frame has every patch searched at least through the graph, so its
-anomaly map is drawn from graph bounds. `mean` and `var` depend on every patch, so they are
+keep their bounds; on a defect's frame every patch whose bound reaches MAP_FLOOR × the pixel
+threshold is searched at least through the graph, so its anomaly map (and the region cut from it
+at the pixel threshold) is drawn from graph bounds. `mean` and `var` depend on every patch, so they are
 searched exactly throughout.
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from patchline.core.scoring import patch_scores_from_distances, topk_size
+from patchline.core.scoring import is_defect, patch_scores_from_distances, topk_size
 from patchline.core.search import NearestPatchSearch
 
 LOW_DIM = 64               # dims of the PCA lower bound that prunes the exact search
@@ -36,6 +37,7 @@ GRID_STRIDE = 2            # coarse tier: every 2nd patch of each row and column
 CANDIDATES = 4             # graph tier: nearest graph results re-measured in full dims (PCA order ≠ full order)
 TIGHT_EF = 64              # tight tier: candidates visited
 TIGHT_CANDIDATES = 8       # tight tier: results re-measured in full dims
+MAP_FLOOR = 0.5            # of the pixel threshold: a defect frame's patches bounded below it keep coarse bounds
 HNSW_M = 8                 # graph links per vector
 HNSW_EF_CONSTRUCTION = 40  # candidates while linking (build time only)
 ROUNDING = 1e-5            # relative slack between faiss's and numpy's float32 distances
@@ -196,13 +198,13 @@ class PrunedPatchSearch:
             tiers[rows] = tier + 1
 
     def squared_distances(self, queries: np.ndarray, decisive: int | None, grid: tuple[int, int] | None = None,
-                          threshold: float | None = None) -> np.ndarray:
+                          threshold: float | None = None, map_floor: float = 0.0) -> np.ndarray:
         """(H*W, D) float32 queries of one image → (H*W, 1) float32 squared distances whose
         `decisive` largest values are exact (all exact when decisive is None).
 
         grid: the image's (H, W) patch grid (default: one row). threshold: the line's image
-        threshold on `decisive`'s aggregation; when the image score exceeds it, every patch is
-        searched at least through the graph (its anomaly map is drawn)."""
+        threshold on `decisive`'s aggregation; when the image score exceeds it, every patch whose
+        score may reach `map_floor` is searched at least through the graph (its anomaly map is drawn)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if decisive is None:
             self.exact_queries += len(queries)
@@ -219,19 +221,20 @@ class PrunedPatchSearch:
             else:
                 rising = top[tiers[top] < EXACT]
             self._climb(queries, dist, tiers, rising)
-        if threshold is not None and _aggregate_top(dist, decisive) > threshold:
-            self._climb(queries, dist, tiers, np.nonzero(tiers == COARSE)[0])
+        if threshold is not None and is_defect(_aggregate_top(dist, decisive), threshold):
+            self._climb(queries, dist, tiers, np.nonzero((tiers == COARSE) & (dist >= np.float32(map_floor) ** 2))[0])
         return dist[:, None]
 
     def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None,
-                     threshold: float | None = None) -> np.ndarray:
+                     threshold: float | None = None, map_floor: float = 0.0) -> np.ndarray:
         """(N, H, W, D) float32 embeddings → (N, H, W) float32 patch scores; for `aggregation`
         max / topk<N> each image's score from them equals exact search's, other patches are
-        upper bounds; exact everywhere for mean / var / None. threshold: see squared_distances."""
+        upper bounds; exact everywhere for mean / var / None. threshold, map_floor: see squared_distances."""
         n, h, w, d = embeddings.shape
         flat = embeddings.reshape(n, h * w, d)
         decisive = decisive_count(aggregation, h * w)
-        squared = np.concatenate([self.squared_distances(flat[i], decisive, (h, w), threshold) for i in range(n)])
+        squared = np.concatenate([self.squared_distances(flat[i], decisive, (h, w), threshold, map_floor)
+                                  for i in range(n)])
         return patch_scores_from_distances(squared, (h, w))
 
 

@@ -116,7 +116,7 @@ class PatchCorePostProcess:
                     else frames[0].tensors[layer] for layer in m.layers}
         embeddings = embed(features, m.layers, m.patchsize, m.target_dim)
         t1 = time.perf_counter()
-        patch_scores = state.patch_scores(embeddings, m.aggregation, m.threshold)
+        patch_scores = state.patch_scores(embeddings, m.aggregation, m.threshold, m.pixel_threshold)
         t2 = time.perf_counter()
         verdicts = [judge(scores, m.aggregation, m.threshold, m.pixel_threshold, m.imagesize,
                           crop_box(frame.frame_shape, m.resize, m.imagesize)) for frame, scores in zip(frames, patch_scores)]
