@@ -29,7 +29,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from patchline.core.scoring import is_defect, patch_scores_from_distances, topk_size
+from patchline.core.scoring import aggregate, is_defect, patch_scores_from_distances, topk_size
 from patchline.core.search import NearestPatchSearch
 
 LOW_DIM = 64               # dims of the PCA lower bound that prunes the exact search
@@ -130,7 +130,6 @@ class PrunedPatchSearch:
         self.mean, self.basis, self.graph = _projection(index)
         self.ef_search = int(ef_search)
         self.refine = LowDimExactSearch(exact.vectors, self.mean, self.basis)
-        self.norms = np.einsum("ij,ij->i", exact.vectors, exact.vectors)
         self.dim = exact.dim
         self.exact_queries = 0  # queries searched exactly so far (for benchmarks)
         self.graph_queries = 0  # queries searched through the graph so far (for benchmarks)
@@ -170,13 +169,8 @@ class PrunedPatchSearch:
             return dist, tiers
         rows = (np.arange(s // 2, h, s)[:, None] * w + np.arange(s // 2, w, s)[None, :]).ravel()
         dist_rows, found = self.graph_bounds(queries[rows])
-        found = np.unique(found)
-        near = self.exact.vectors[found]
-        product = queries @ near.T  # (H*W, F): every patch against the found bank patches
-        product *= -2.0
-        product += self.norms[found]
-        nearest = found[product.argmin(axis=1)]
-        dist = self.exact.distances_to(queries, nearest)  # measured directly: no cancellation error
+        # every patch against the few bank patches those searches found
+        dist = NearestPatchSearch(self.exact.vectors[np.unique(found)]).squared_distances(queries)[:, 0]
         dist[rows] = np.minimum(dist[rows], dist_rows)
         tiers[rows] = GRAPH
         return dist, tiers
@@ -197,19 +191,19 @@ class PrunedPatchSearch:
             dist[rows] = np.minimum(dist[rows], tighter)
             tiers[rows] = tier + 1
 
-    def squared_distances(self, queries: np.ndarray, decisive: int | None, grid: tuple[int, int] | None = None,
+    def squared_distances(self, queries: np.ndarray, aggregation: str | None, grid: tuple[int, int],
                           threshold: float | None = None, map_floor: float = 0.0) -> np.ndarray:
-        """(H*W, D) float32 queries of one image → (H*W, 1) float32 squared distances whose
-        `decisive` largest values are exact (all exact when decisive is None).
+        """(H*W, D) float32 queries of one image on its (H, W) patch grid → (H*W, 1) float32 squared
+        distances whose `aggregation` equals exact search's (all exact for mean / var / None).
 
-        grid: the image's (H, W) patch grid (default: one row). threshold: the line's image
-        threshold on `decisive`'s aggregation; when the image score exceeds it, every patch whose
+        threshold: the line's image threshold; when the image score exceeds it, every patch whose
         score may reach `map_floor` is searched at least through the graph (its anomaly map is drawn)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        decisive = decisive_count(aggregation, len(queries))
         if decisive is None:
             self.exact_queries += len(queries)
             return self.exact.squared_distances(queries)
-        dist, tiers = self._coarse(queries, grid or (1, len(queries)))
+        dist, tiers = self._coarse(queries, grid)
         while True:
             top = np.argpartition(-dist, decisive - 1)[:decisive] if decisive < len(dist) else np.arange(len(dist))
             if (tiers[top] == EXACT).all():
@@ -221,7 +215,8 @@ class PrunedPatchSearch:
             else:
                 rising = top[tiers[top] < EXACT]
             self._climb(queries, dist, tiers, rising)
-        if threshold is not None and is_defect(_aggregate_top(dist, decisive), threshold):
+        if threshold is not None and is_defect(
+                aggregate(patch_scores_from_distances(dist[:, None], grid), aggregation)[0], threshold):
             self._climb(queries, dist, tiers, np.nonzero((tiers == COARSE) & (dist >= np.float32(map_floor) ** 2))[0])
         return dist[:, None]
 
@@ -232,14 +227,7 @@ class PrunedPatchSearch:
         upper bounds; exact everywhere for mean / var / None. threshold, map_floor: see squared_distances."""
         n, h, w, d = embeddings.shape
         flat = embeddings.reshape(n, h * w, d)
-        decisive = decisive_count(aggregation, h * w)
-        squared = np.concatenate([self.squared_distances(flat[i], decisive, (h, w), threshold, map_floor)
+        squared = np.concatenate([self.squared_distances(flat[i], aggregation, (h, w), threshold, map_floor)
                                   for i in range(n)])
         return patch_scores_from_distances(squared, (h, w))
 
-
-def _aggregate_top(squared: np.ndarray, decisive: int) -> float:
-    """The image score (max or mean of the `decisive` largest patch scores, as scoring.aggregate)
-    from (n,) float32 squared distances."""
-    top = np.partition(squared, len(squared) - decisive)[len(squared) - decisive:]
-    return float(np.float32(np.sqrt(np.maximum(top, np.float32(0.0))).mean(dtype=np.float64)))
