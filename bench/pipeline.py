@@ -293,7 +293,8 @@ def main(argv=None) -> int:
                     n = max(30, min(args.frames, int(bare * 20)))  # about 20 s per run for the heavy models
                     result = run_pipeline_once(path, frame_subset(work, frames, n), work / "banks", broker.url, spool,
                                                args.threads)
-                    result.pop("cpu_by_element")
+                    print("  CPU ms per frame by element: " + ", ".join(
+                        f"{k} {v:.2f}" for k, v in result.pop("cpu_by_element").items()), file=sys.stderr)
                     rows.append({"backbone": backbone, "size": size, "layers": "+".join(layers), "bare": bare,
                                  "bare_cpu": bare_cpu, **result})
                     sys.stdout.flush()

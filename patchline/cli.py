@@ -42,7 +42,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="images per feature-extraction batch")
     g.add_argument("--search", choices=("auto", "exact", "hnsw"),
                    help="bank search: exact, hnsw (graph index; image scores still exact for max / topk), "
-                        "auto (default: hnsw for banks of 8192 patches or more)")
+                        "auto (default: hnsw for banks of 200,000 patches × dims or more, e.g. 1,316 × 152)")
     g.add_argument("--ef-search", type=int, help="graph candidates visited per patch (hnsw, default 8)")
     g.add_argument("--seed", type=int)
 
@@ -154,7 +154,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many results")
     p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
     add_broker_arguments(p)
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: the CPU cores shared among the file's models)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model call (default 1: each model runs frames side by side in as many threads as the cores shared among the file's models allow)")
     p.add_argument("--quiet", action="store_true", help="no summary")
 
 

@@ -3,7 +3,7 @@
     PATCHLINE_BANKS        banks root            (default ./faiss-index-precision)
     PATCHLINE_MODELS       converted checkpoints and exported models (default ./models)
     PATCHLINE_SPOOL        alarm spool root      (default ./patchline-spool)
-    PATCHLINE_ORT_THREADS  ONNX Runtime intra-op threads per model (default: the CPU count)
+    PATCHLINE_ORT_THREADS  ONNX Runtime intra-op threads per model (default: the CPU count; 1 in the pipeline)
 
 The MQTT credentials ($PATCHLINE_MQTT_USERNAME / $PATCHLINE_MQTT_PASSWORD) are read where the
 broker settings are built (patchline/mqtt/broker.py), so they never pass through another module.
@@ -31,10 +31,10 @@ def spool_root() -> Path:
     return Path(os.environ.get("PATCHLINE_SPOOL", "patchline-spool"))
 
 
-def ort_threads() -> int:
-    """Intra-op threads per ONNX Runtime session: $PATCHLINE_ORT_THREADS, else the CPU count."""
+def ort_threads(default: int | None = None) -> int:
+    """Intra-op threads per ONNX Runtime session: $PATCHLINE_ORT_THREADS, else `default`, else the CPU count."""
     value = os.environ.get("PATCHLINE_ORT_THREADS")
-    return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
+    return max(1, int(value)) if value else max(1, default or os.cpu_count() or 1)
 
 
 def project_file(relative: str) -> Path:

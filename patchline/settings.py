@@ -14,7 +14,10 @@ from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
 SEARCHES = ("auto", "exact", "hnsw")
-SEARCH_AUTO_PATCHES = 8192  # `search: auto` uses the graph index for banks of at least this many patches
+# `search: auto` uses the graph index for banks of at least this many patches × dims. Exact search
+# costs ~1 CPU ms per 100,000 for a 28 × 28 frame, the ladder ~2 ms at least (measured, one thread:
+# 1,960 × 40 exact 1.7 / ladder 2.7 ms; 1,960 × 152 exact 4.8 / ladder 1.9; 1,960 × 512 exact ~17 / ladder 4.2).
+SEARCH_AUTO_WORK = 200_000
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class LineSettings:
     holdout_fraction: float = 0.2
     seed: int = 0
     batch_size: int = 8
-    search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_PATCHES bank patches on)
+    search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_WORK bank patches × dims on)
     ef_search: int = 8    # graph candidates visited per query by the graph tier (hnsw only)
 
     def replace(self, **changes: Any) -> "LineSettings":

@@ -94,7 +94,8 @@ def test_bank_search_equals_faiss_exact_search(tmp_path, dim, bank_size):
     patches = rng.normal(size=(bank_size, dim)).astype(np.float32)
     write_bank(tmp_path, "line", patches, META)
     bank = load_bank(tmp_path, "line")
-    queries = np.concatenate([rng.normal(size=(200, dim)), patches[:56] + 1e-3]).astype(np.float32)
+    # more queries than one product block (QUERY_CHUNK): a batch of frames is searched in pieces
+    queries = np.concatenate([rng.normal(size=(1100, dim)), patches[:56] + 1e-3]).astype(np.float32)
     n = len(queries)
     reference, _ = bank.index.search(queries, 1)
     ours = bank.search.squared_distances(queries)

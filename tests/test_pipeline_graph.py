@@ -10,7 +10,7 @@ import numpy as np
 from patchline.pipeline.config import parse_pipeline
 from patchline.pipeline.frame import EOS, Frame
 from patchline.pipeline.graph import FrameQueue
-from patchline.pipeline.streams import StreamManager, model_threads
+from patchline.pipeline.streams import StreamManager, model_parallelism
 
 
 def frame(i: int) -> Frame:
@@ -81,9 +81,17 @@ def test_tee_skipframe_and_a_broken_frame(tmp_path):
 
 
 def test_models_share_the_cores():
+    from pipeline_support import REPO
+
+    from patchline.pipeline.config import load_pipeline
+
     one = parse_pipeline({"s": {
         "appsrc0": {"factory": "appsrc", "next": "appsink0"}, "appsink0": {"factory": "appsink"}}}, "t")
-    assert model_threads(one, cores=2) == 2
+    assert model_parallelism(one, cores=2) == (2, 1)  # no model: nothing to share
+    two = load_pipeline(REPO / "pipeline" / "elpv_mono.pipeline", check_files=False)
+    assert model_parallelism(two, cores=2) == (1, 1)  # layer2 and layer3 models, a core each
+    assert model_parallelism(two, cores=8) == (4, 1)
+    assert model_parallelism(two, cores=8, threads=2) == (2, 2)
 
 
 def test_an_appsrc_stream_without_a_source_is_refused_before_it_starts():

@@ -65,7 +65,7 @@ def test_image_scores_equal_exact_search_even_when_the_index_misses_neighbours(a
 
 
 def test_a_graph_bank_records_its_index_and_scores_the_chosen_aggregation_exactly(tmp_path):
-    _, bank = _clustered(per=700)  # 11,200 patches: `auto` searches them with the graph index
+    _, bank = _clustered(per=700)  # 11,200 patches × 24 dims: `auto` searches them with the graph index
     version = write_bank(tmp_path, "line", bank, META, search="auto", ef_search=4)
     record = json.loads((version / "bank.json").read_text())["search"]
     assert record["kind"] == "hnsw" and record["ef_search"] == 4 and (version / SEARCH_FILE).is_file()
@@ -84,8 +84,11 @@ def test_the_line_setting_switches_the_index_off(tmp_path):
     version = write_bank(tmp_path, "line", bank, META, search=LineSettings(line="x", search="exact").search)
     assert json.loads((version / "bank.json").read_text())["search"] == {"kind": "exact"}
     assert not (version / SEARCH_FILE).exists() and load_bank(tmp_path, "line").pruned is None
-    small = write_bank(tmp_path, "small", bank[:500], META, search="auto")  # below the auto size
+    small = write_bank(tmp_path, "small", bank[:500], META, search="auto")  # 12,000 patches × dims: exact is cheaper
     assert json.loads((small / "bank.json").read_text())["search"] == {"kind": "exact"}
+    wide = np.random.default_rng(2).normal(size=(1400, 152)).astype(np.float32)  # few patches, many dims
+    assert json.loads((write_bank(tmp_path, "wide", wide, META, search="auto") / "bank.json").read_text()
+                      )["search"]["kind"] == "hnsw"
 
 
 def test_a_defect_between_the_coarse_grid_points_is_found_and_scored_exactly_with_few_exact_queries():

@@ -26,7 +26,7 @@ from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
 from patchline.names import check_name
-from patchline.settings import SEARCH_AUTO_PATCHES
+from patchline.settings import SEARCH_AUTO_WORK
 
 INDEX_FILE = "index.faiss"
 SEARCH_FILE = "search.faiss"  # the graph index of an hnsw-searched bank (same vectors, same order)
@@ -103,7 +103,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     (settings, threshold, calibration, training-set facts); this adds format, line, version,
     embedding_dim, n_patches, index_sha256, search, created and patchline_version.
     search: "exact", "hnsw" (also builds and writes the graph index, `ef_search` candidates per
-    query) or "auto" (hnsw from settings.SEARCH_AUTO_PATCHES patches on). Returns the new version folder.
+    query) or "auto" (hnsw from settings.SEARCH_AUTO_WORK patches × dims on). Returns the new version folder.
     """
     check_name(line, "line")
     patches = np.ascontiguousarray(patches, dtype=np.float32)
@@ -136,7 +136,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
 def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_search: int) -> dict:
     """Build and write the graph index when the bank is to be searched by it; bank.json's `search`."""
     if search == "auto":
-        search = "hnsw" if len(patches) >= SEARCH_AUTO_PATCHES else "exact"
+        search = "hnsw" if patches.shape[0] * patches.shape[1] >= SEARCH_AUTO_WORK else "exact"
     if search == "exact":
         return {"kind": "exact"}
     faiss.write_index(build_hnsw(patches), str(staging / SEARCH_FILE))

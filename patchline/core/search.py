@@ -13,7 +13,9 @@ import numpy as np
 
 from patchline.core.scoring import patch_scores_from_distances
 
-CHUNK = 4096  # bank rows per product: bounds the (queries × CHUNK) distance block
+CHUNK = 4096  # bank rows per product
+QUERY_CHUNK = 512  # query rows per product: the (QUERY_CHUNK × CHUNK) distance block stays in cache
+# (a batch of 8 frames in one (6272 × 1960) block took 1.8× the CPU per frame of one frame's block)
 
 
 class NearestPatchSearch:
@@ -39,6 +41,9 @@ class NearestPatchSearch:
         as ||q − b||², so near-zero distances carry no cancellation error from the expansion.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(queries) > QUERY_CHUNK:
+            return np.concatenate([self.squared_distances(queries[s : s + QUERY_CHUNK])
+                                   for s in range(0, len(queries), QUERY_CHUNK)])
         rows = np.arange(len(queries))
         best = nearest = None
         for start, vectors_t, norms in self.blocks:
