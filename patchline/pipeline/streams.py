@@ -27,9 +27,9 @@ def model_parallelism(config: PipelineConfig, cores: int | None = None, threads:
     """(workers, intra-op threads) of each model element: the cores shared among the file's models.
 
     A model runs in `workers` threads, each its own frames, each one onnxruntime thread (unless
-    `threads` is given). Measured on these 2 cores, one frame per thread costs less CPU than one
-    frame split over threads: wide_resnet50_2 layer2 at 224, … ms per frame one thread per frame
-    against 45.6 split over two; EfficientNet-Lite0 layer2, 1.8 against 3.1.
+    `threads` is given). Measured on these 2 cores (bench/pipeline.py): EfficientNet-Lite0 layer2
+    costs 1.8 CPU ms per frame on one thread against 3.1 split over two; wide_resnet50_2 layer2
+    about the same either way (46 / 44 ms) (the threads of one call wait for each other at every layer).
     """
     cores = cores or os.cpu_count() or 1
     models = sum(1 for s in config.streams.values() for e in s.elements.values() if e.factory == "mxpi_tensorinfer")
