@@ -112,12 +112,15 @@ def cmd_evaluate(args) -> int:
     from patchline.app.jobs import evaluate_lines
     from patchline.data.datasets import mvtec_categories
     from patchline.evaluation.evaluate import summary_table
+    from patchline.evaluation.seed_layout import load_seed_results, seed_layout_table, write_seed_layout
 
+    seed = load_seed_results(args.config)  # a bad settings file is refused before any scoring
     names = args.category or mvtec_categories(args.dataset)
     rows, csv_path, md_path = evaluate_lines(args.dataset, names, args.banks, args.out, args.line, args.weights,
                                              args.random_weights, args.overlays, not args.quiet)
-    print(summary_table(rows))
-    print(f"wrote {csv_path}, {md_path} and overlays under {args.out}/<category>/overlays")
+    seed_path = write_seed_layout(rows, seed, args.out)
+    print(seed_layout_table(rows, seed) if args.seed_layout else summary_table(rows))
+    print(f"wrote {csv_path}, {md_path}, {seed_path} and overlays under {args.out}/<category>/overlays")
     return 0
 
 
@@ -230,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results"), help="report folder (default ./results)")
     p.add_argument("--overlays", type=int, default=6, help="heat-map overlays per category")
+    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"),
+                   help="settings file whose seed_image_auroc rows are printed beside patchline's (default configs/mvtec.yaml)")
+    p.add_argument("--seed-layout", action="store_true",
+                   help="print the table in the reference project's layout (instance_auroc_max … _best), "
+                        "the seed's row above each of patchline's")
     common(p)
     p.set_defaults(func=cmd_evaluate)
 

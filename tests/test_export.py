@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -71,6 +72,31 @@ def test_export_wide_resnet50_2_random_weights(tmp_path):
     worst = _check_parity(paths, extractor, 64, (512, 1024))
     print(f"wide_resnet50_2 64 max|onnxruntime-mindspore| {worst:.2e}")
     assert worst < ORT_ATOL
+    # the ATC commands name each exported model's real input, with its real shape
+    for layer, command in zip(("layer2", "layer3"), _atc_commands("--print", "wide_resnet50_2", "64", "Ascend310P3",
+                                                                  str(tmp_path))):
+        model_input = _session(paths[layer]).get_inputs()[0]
+        name, dims = re.search(r'--input_shape="([^:]+):([^"]+)"', command).groups()
+        assert name == model_input.name and [int(d) for d in dims.split(",")][1:] == list(model_input.shape[1:])
+        assert f'--model="{paths[layer]}"' in command
+
+
+def _atc_commands(*args) -> list[str]:
+    done = subprocess.run(["bash", str(REPO / "tools" / "atc_convert.sh"), *args], capture_output=True, text=True,
+                          env=dict(os.environ, PATH="/usr/bin:/bin"), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_atc_commands_cover_every_size_of_the_seed_table():
+    # ATC is not installed here: the commands are checked as printed
+    commands = _atc_commands("--print-seed", "Ascend310P3")
+    shapes = [re.search(r'--input_shape="([^"]+)"', c).group(1) for c in commands]
+    assert shapes == ["image:-1,3,224,224", "layer2:-1,512,28,28", "image:-1,3,280,280", "layer2:-1,512,35,35",
+                      "image:-1,3,320,320", "layer2:-1,512,40,40"]
+    assert all(c.startswith("atc --framework=\"5\"") and '--soc_version="Ascend310P3"' in c
+               and '--dynamic_batch_size="1,2,4,8"' in c for c in commands)
+    assert '--output="models/wide_resnet101_2_280_layer3"' in commands[3]
 
 
 def test_export_rejects_unknown_backbone(tmp_path):

@@ -157,7 +157,8 @@ def test_cli_reports_one_sentence_without_traceback(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "element 'mxpi_imagecrop0', prop 'cropHeight'" in done.stderr.strip().splitlines()[-1]
+    assert "element 'mxpi_imagecrop0', prop 'cropHeight'" in done.stderr  # beside the missing models
+    assert "2 problems" in done.stderr and "efficientnet_lite0_224_layer2.onnx does not exist" in done.stderr
 
 
 def test_runtime_never_imports_mindspore_or_torch():

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
+import yaml
+
+from patchline.core.scoring import AGGREGATIONS
 from patchline.errors import ConfigError
+from patchline.evaluation.seed_layout import COLUMNS, load_seed_results, seed_layout_table
 from patchline.settings import LineSettings, load_category_table, settings_from_mapping
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mvtec.yaml"
@@ -14,15 +18,45 @@ def test_the_mvtec_table_carries_the_seed_values_for_all_15_categories():
     table = load_category_table(CONFIG).categories
     assert len(table) == 15
     sizes = {name: (s.resize, s.imagesize) for name, s in table.items()}
-    assert sizes["bottle"] == (256, 224) and sizes["cable"] == (336, 320) and sizes["capsule"] == (328, 320)
-    assert sizes["grid"] == (320, 320) and sizes["pill"] == (284, 280) and sizes["screw"] == (368, 320)
-    assert sizes["tile"] == (332, 320)
+    assert sizes == {  # the seed's §6.1, every category
+        "bottle": (256, 224), "cable": (336, 320), "capsule": (328, 320), "carpet": (336, 320),
+        "grid": (320, 320), "hazelnut": (256, 224), "leather": (256, 224), "metal_nut": (256, 224),
+        "pill": (284, 280), "screw": (368, 320), "tile": (332, 320), "toothbrush": (256, 224),
+        "transistor": (336, 320), "wood": (256, 224), "zipper": (256, 224)}
     layer3 = {n for n, s in table.items() if s.layers == ("layer3",)}
     assert layer3 == {"cable", "capsule", "carpet", "transistor"}
     ratios = {n: s.coreset_ratio for n, s in table.items()}
-    assert ratios["capsule"] == ratios["carpet"] == 0.04 and ratios["metal_nut"] == 0.02
-    assert ratios["hazelnut"] == 0.009 and ratios["bottle"] == 0.01
+    assert ratios == {**{n: 0.01 for n in table}, "capsule": 0.04, "carpet": 0.04, "hazelnut": 0.009,
+                      "metal_nut": 0.02}  # §6.2
+    # the file says each value itself: no category leans on the defaults
+    raw = yaml.safe_load(CONFIG.read_text())["categories"]
+    assert all(set(v) == {"resize", "imagesize", "layers", "coreset_ratio"} for v in raw.values())
     assert all(s.backbone == "wide_resnet101_2" and s.aggregation == "auto" for s in table.values())
+
+
+def test_the_seed_auroc_table_is_carried_and_laid_out_beside_patchlines():
+    seed = load_seed_results(CONFIG)
+    assert len(seed) == 16 and all(len(row) == len(COLUMNS) for row in seed.values())
+    categories = [name for name in seed if name != "Mean"]
+    for column in COLUMNS[:-1]:  # the seed's Mean row is the mean of its 15 rows (its rounding aside)
+        assert abs(sum(seed[n][column] for n in categories) / 15 - seed["Mean"][column]) < 1e-4
+    assert seed["screw"]["instance_auroc_px"] == 0.271981964 and seed["wood"]["instance_auroc_dx"] == 0.996491228
+    report = {"category": "screw", "image_auroc": {a: 0.5 for a in AGGREGATIONS} | {"var": 0.9, "topk5": 0.95},
+              "aggregation": "topk5", "chosen_auroc": 0.95}
+    lines = seed_layout_table([report], seed).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    seed_row = [c.strip() for c in lines[2].strip("|").split("|")]
+    ours = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert seed_row[:3] == ["screw", "seed", "0.9822"] and ours[:2] == ["screw", "patchline"]
+    assert ours[head.index("instance_auroc_dx")] == "0.9000" and ours[head.index("instance_auroc_topK5")] == "0.9500"
+    assert ours[head.index("instance_auroc_best")] == "0.9500" and ours[-2:] == ["topk5", "0.9500"]
+
+
+def test_a_malformed_seed_table_is_refused_naming_the_row(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("categories: {}\nseed_image_auroc: {columns: [instance_auroc_max], rows: {bottle: [1.5]}}\n")
+    with pytest.raises(ConfigError, match="rows.bottle"):
+        load_seed_results(bad)
 
 
 @pytest.mark.parametrize("values,field", [

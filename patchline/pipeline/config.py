@@ -5,8 +5,8 @@
                                   "nextMeta": …}, … }, … }
 
 Every problem — an unknown factory, a non-string or bad prop, a missing model, a dangling
-`next`, a post-process module outside patchline.plugins — is a ConfigError naming the stream,
-the element and the prop, raised at load time.
+`next`, a post-process module outside patchline.plugins — is a sentence naming the stream, the
+element and the prop; loading collects all of them and raises them together (ConfigErrors).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from patchline.errors import ConfigError
+from patchline.errors import ConfigError, ConfigErrors, problems_of
 from patchline.pipeline.elements import Where
 from patchline.pipeline.factories import FACTORIES, element_class
 
@@ -81,7 +81,8 @@ def _names(value: Any, where: Where, key: str) -> list[str]:
     return items
 
 
-def _parse_element(name: str, raw: Any, where: Where, options: dict) -> ElementConfig:
+def _parse_structure(name: str, raw: Any, where: Where) -> ElementConfig:
+    """An element's factory, props (all strings) and links, props not yet validated (parsed = None)."""
     if not isinstance(raw, dict):
         raise where.error("must be an object with 'factory', 'props' and 'next'.")
     extra = [k for k in raw if k not in ELEMENT_KEYS]
@@ -99,10 +100,11 @@ def _parse_element(name: str, raw: Any, where: Where, options: dict) -> ElementC
     props = raw.get("props", {})
     if not isinstance(props, dict):
         raise where.error(f"'props' must be an object of string values, got {type(props).__name__}.")
-    for key, value in props.items():
-        if not isinstance(value, str):
-            raise where.error(f"every prop value must be a string (write \"{json.dumps(value).strip(chr(34))}\"), "
-                              f"got {json.dumps(value)}.", key)
+    problems = [str(where.error(f"every prop value must be a string (write \"{json.dumps(value).strip(chr(34))}\"), "
+                                f"got {json.dumps(value)}.", key))
+                for key, value in props.items() if not isinstance(value, str)]
+    if problems:
+        raise ConfigErrors(problems)
     links = []
     if "next" in raw:
         for text in _names(raw["next"], where, "next"):
@@ -111,9 +113,7 @@ def _parse_element(name: str, raw: Any, where: Where, options: dict) -> ElementC
                 raise where.error(f"'next' entry '{text}' is not an element name or name:port.")
             links.append(Link(match["name"], int(match["port"] or 0)))
     next_meta = tuple(_names(raw["nextMeta"], where, "nextMeta")) if "nextMeta" in raw else ()
-    cls = element_class(factory)
-    parsed = cls.validate(props, where, options)
-    return ElementConfig(name, factory, dict(props), parsed, cls, tuple(links), next_meta)
+    return ElementConfig(name, factory, dict(props), None, element_class(factory), tuple(links), next_meta)
 
 
 def _ancestors(name: str, upstream: dict[str, str]) -> Iterable[str]:
@@ -122,58 +122,104 @@ def _ancestors(name: str, upstream: dict[str, str]) -> Iterable[str]:
         yield name
 
 
-def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str) -> tuple[list[str], str, dict]:
-    """Check links, sources and sinks; return (data-flow order, source name, element → upstream element)."""
+def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
+                 problems: list[str]) -> tuple[list[str], str, dict] | None:
+    """Check links, sources and sinks, adding each problem to `problems`; (data-flow order,
+    source name, element → upstream element), or None when no order can be made."""
     upstream: dict[str, str] = {}
+    found_before = len(problems)
+    inputs = {n: getattr(el.cls, "inputs", 1) for n, el in elements.items()}
+    merged: dict[str, list[str]] = {}
     for name, el in elements.items():
         where = Where(path, stream, name)
-        if len(el.next) > 1 and el.factory != "tee":
-            raise where.error(f"'next' lists {len(el.next)} elements; put a tee in front of them to fan out.")
+        if len(el.next) > 1 and not getattr(el.cls, "fans_out", False):
+            problems.append(str(where.error(f"'next' lists {len(el.next)} elements; put a tee (or mxpi_distributor) "
+                                            f"in front of them to fan out.")))
         for link in el.next:
             if link.target not in elements:
-                raise where.error(f"'next' names '{link.target}', which is not an element of stream '{stream}'.")
+                problems.append(str(where.error(f"'next' names '{link.target}', which is not an element of stream "
+                                                f"'{stream}'.")))
+                continue
             if link.target == name:
-                raise where.error("'next' names the element itself.")
-            if link.port != 0:
-                raise where.error(f"'next' entry '{link.target}:{link.port}': {link.target} has one input port, 0.")
-            if link.target in upstream:
-                raise where.error(f"'{link.target}' already gets frames from '{upstream[link.target]}'; "
-                                  f"an element has one input.")
-            upstream[link.target] = name
+                problems.append(str(where.error("'next' names the element itself.")))
+                continue
+            ports = inputs[link.target]
+            if ports == 1 and link.port != 0:
+                problems.append(str(where.error(f"'next' entry '{link.target}:{link.port}': {link.target} has one "
+                                                f"input port, 0.")))
+            elif ports == 1 and link.target in upstream:
+                problems.append(str(where.error(f"'{link.target}' already gets frames from "
+                                                f"'{upstream[link.target]}'; an element has one input (merge "
+                                                f"streams with mxpi_parallel2serial).")))
+            else:
+                upstream.setdefault(link.target, name)
+                merged.setdefault(link.target, []).append(name)
         for meta in el.next_meta:
             if meta not in elements:
-                raise where.error(f"'nextMeta' names '{meta}', which is not an element of stream '{stream}'.")
+                problems.append(str(where.error(f"'nextMeta' names '{meta}', which is not an element of stream "
+                                                f"'{stream}'.")))
+    if len(problems) > found_before:
+        return None  # with a broken link, what it would reach is unknown: more checks would only add noise
     sources = [n for n, el in elements.items() if getattr(el.cls, "is_source", False)]
-    if len(sources) != 1:
-        raise ConfigError(f"{path}: stream '{stream}' needs exactly one source (appsrc<N> or mxpi_rtspsrc), "
-                          f"found {len(sources)}.")
-    source = sources[0]
-    if source in upstream:
-        raise Where(path, stream, source).error(f"is a source but '{upstream[source]}' sends frames to it.")
-    order, todo = [], [source]
-    while todo:
-        name = todo.pop(0)
-        if name in order:
-            raise Where(path, stream, name).error("is part of a loop of 'next' links.")
-        order.append(name)
-        todo.extend(link.target for link in elements[name].next)
+    for name in sources:
+        if name in upstream:
+            problems.append(str(Where(path, stream, name).error(f"is a source but '{upstream[name]}' sends frames to it.")))
+    if not sources:
+        problems.append(f"{path}: stream '{stream}' has no source (appsrc<N> or mxpi_rtspsrc).")
+        return None
+    if len(sources) > 1 and not any(len(v) > 1 for v in merged.values()):
+        problems.append(f"{path}: stream '{stream}' has {len(sources)} sources ({', '.join(sources)}) but nothing "
+                        f"merges them; send them into one mxpi_parallel2serial.")
+    order = _flow_order(sources, elements)
     unlinked = [n for n in elements if n not in order]
-    if unlinked:
-        raise Where(path, stream, unlinked[0]).error(f"is not linked from the source '{source}' by any 'next'.")
+    for name in unlinked:
+        problems.append(str(Where(path, stream, name).error(
+            f"is not linked from the source{'s' if len(sources) > 1 else ''} {', '.join(repr(s) for s in sources)} "
+            f"by any 'next' (or is part of a loop of 'next' links).")))
     if not any(elements[n].factory == "appsink" for n in order):
-        raise ConfigError(f"{path}: stream '{stream}' has no appsink<N> element, so its results go nowhere.")
+        problems.append(f"{path}: stream '{stream}' has no appsink<N> element, so its results go nowhere.")
     for name in order:
         el = elements[name]
         if el.factory == "appsink" and el.next:
-            raise Where(path, stream, name).error("is a sink; it cannot have 'next'.")
+            problems.append(str(Where(path, stream, name).error("is a sink; it cannot have 'next'.")))
         if not el.next and el.factory != "appsink":
-            raise Where(path, stream, name).error("has no 'next': its frames would go nowhere (end with appsink<N>).")
-    return order, source, upstream
+            problems.append(str(Where(path, stream, name).error(
+                "has no 'next': its frames would go nowhere (end with appsink<N>).")))
+    return order, sources[0], upstream
 
 
-def _resolve_data_sources(stream: str, elements: dict[str, ElementConfig], upstream: dict[str, str], path: str):
+def _flow_order(sources: list[str], elements: dict[str, ElementConfig]) -> list[str]:
+    """The elements the sources reach, each after every element that feeds it (a merge after all
+    its inputs); elements on a loop of 'next' links are left out."""
+    reached, todo = set(), list(sources)
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(link.target for link in elements[name].next if link.target in elements)
+    waiting = {n: 0 for n in reached}
+    for name in reached:
+        for link in elements[name].next:
+            if link.target in waiting and link.target != name:
+                waiting[link.target] += 1
+    order, ready = [], [s for s in sources if waiting.get(s) == 0]
+    while ready:
+        name = ready.pop(0)
+        order.append(name)
+        for link in elements[name].next:
+            if link.target in waiting and link.target != name:
+                waiting[link.target] -= 1
+                if waiting[link.target] == 0:
+                    ready.append(link.target)
+    return order
+
+
+def _resolve_data_sources(stream: str, elements: dict[str, ElementConfig], upstream: dict[str, str], path: str,
+                          problems: list[str]) -> None:
     """Default each dataSource to the nearest upstream producer; check given ones are upstream."""
     for name, el in elements.items():
+        if el.parsed is None:
+            continue
         where = Where(path, stream, name)
         if "dataSource" in el.parsed:
             given = el.parsed["dataSource"]
@@ -181,13 +227,16 @@ def _resolve_data_sources(stream: str, elements: dict[str, ElementConfig], upstr
             if given is None:
                 el.parsed["dataSource"] = next((a for a in ancestors if elements[a].factory in PRODUCERS), None)
             elif given not in ancestors:
-                raise where.error(f"names '{given}', which is not upstream of this element.", "dataSource")
+                problems.append(str(where.error(f"names '{given}', which is not upstream of this element.",
+                                                "dataSource")))
         if el.factory == "mxpi_tensorinfer" and el.parsed["dataSource"] is None:
-            raise where.error("has no upstream mxpi_imagenormalize or mxpi_tensorinfer to read from.", "dataSource")
+            problems.append(str(where.error("has no upstream mxpi_imagenormalize or mxpi_tensorinfer to read from.",
+                                            "dataSource")))
         if el.factory == "mxpi_dataserialize":
             for key in el.parsed["outputDataKeys"]:
                 if key not in elements:
-                    raise where.error(f"names '{key}', which is not an element of stream '{stream}'.", "outputDataKeys")
+                    problems.append(str(where.error(f"names '{key}', which is not an element of stream '{stream}'.",
+                                                    "outputDataKeys")))
 
 
 def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: Iterable[str] = (),
@@ -197,20 +246,44 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path_text} must hold a JSON object with one entry per stream.")
     options = {"allow_plugins": tuple(allow_plugins), "check_files": check_files}
-    streams = {}
+    streams, problems = {}, []
     for stream, body in data.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"{path_text}: stream '{stream}' must be an object of elements.")
+            problems.append(f"{path_text}: stream '{stream}' must be an object of elements.")
+            continue
         stream_config = body.get("stream_config", {})
         if not isinstance(stream_config, dict) or not all(isinstance(v, str) for v in stream_config.values()):
-            raise ConfigError(f"{path_text}: stream '{stream}': stream_config must be an object of string values.")
-        elements = {name: _parse_element(name, raw, Where(path_text, stream, name), options)
-                    for name, raw in body.items() if name != "stream_config"}
-        if not elements:
-            raise ConfigError(f"{path_text}: stream '{stream}' has no elements.")
-        order, source, upstream = _check_graph(stream, elements, path_text)
-        _resolve_data_sources(stream, elements, upstream, path_text)
+            problems.append(f"{path_text}: stream '{stream}': stream_config must be an object of string values.")
+        elements, broken = {}, False
+        for name, raw in body.items():
+            if name == "stream_config":
+                continue
+            where = Where(path_text, stream, name)
+            try:
+                el = _parse_structure(name, raw, where)
+            except ConfigError as exc:
+                problems.extend(problems_of(exc))
+                broken = True  # its links are unknown: the graph checks would only add noise
+                continue
+            try:
+                el.parsed = el.cls.validate(el.props, where, options)
+            except ConfigError as exc:
+                problems.extend(problems_of(exc))
+            elements[name] = el
+        if not elements and not broken:
+            problems.append(f"{path_text}: stream '{stream}' has no elements.")
+        if broken or not elements:
+            continue
+        before = len(problems)
+        graph = _check_graph(stream, elements, path_text, problems)
+        if graph is None:
+            continue
+        order, source, upstream = graph
+        if len(problems) == before:
+            _resolve_data_sources(stream, elements, upstream, path_text, problems)
         streams[stream] = StreamConfig(stream, dict(stream_config), elements, order, source, upstream)
+    if problems:
+        raise ConfigErrors(problems)
     return PipelineConfig(Path(path), streams)
 
 

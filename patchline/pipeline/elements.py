@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from patchline.errors import ConfigError
+from patchline.errors import ConfigError, ConfigErrors
 
 log = logging.getLogger(__name__)
 
@@ -148,23 +148,28 @@ class Element:
 
 
 def validate_props(schema: Mapping[str, Prop], props: Mapping[str, str], where: Where) -> dict:
-    """{prop: parsed value} for every prop in schema (defaults filled, None when absent and optional)."""
+    """{prop: parsed value} for every prop in schema (defaults filled, None when absent and optional).
+
+    Every problem of the element is found before raising: ConfigErrors lists them, one per prop."""
+    problems = []
     unknown = sorted(set(props) - set(schema))
-    if unknown:
-        known = ", ".join(sorted(schema)) or "none"
-        raise where.error(f"is not a prop of this element (known props: {known}).", unknown[0])
+    known = ", ".join(sorted(schema)) or "none"
+    for name in unknown:
+        problems.append(str(where.error(f"is not a prop of this element (known props: {known}).", name)))
     parsed = {}
     for name, spec in schema.items():
         text = props.get(name, spec.default)
         if text is None:
             if spec.required:
                 hint = f" ({spec.help})" if spec.help else ""
-                raise where.error(f"is required{hint}.", name)
+                problems.append(str(where.error(f"is required{hint}.", name)))
             parsed[name] = None
             continue
         try:
             parsed[name] = spec.parse(text)
         except ValueError as exc:
             hint = f"; expected {spec.help}" if spec.help else ""
-            raise where.error(f"bad value {text!r}: {exc}{hint}.", name) from None
+            problems.append(str(where.error(f"bad value {text!r}: {exc}{hint}.", name)))
+    if problems:
+        raise ConfigErrors(problems)
     return parsed

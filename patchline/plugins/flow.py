@@ -27,6 +27,7 @@ class Tee(Element):
 
     FACTORY = "tee"
     PROPS = {}
+    fans_out = True
 
     def process(self, frame):
         return frame

@@ -1,0 +1,81 @@
+"""Pipeline files written for the MindX SDK, the way its own samples are: element names
+<factory><N>, every prop a string, `next` / `nextMeta`, appsrcN / appsinkN."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patchline.errors import ConfigError
+from patchline.pipeline.config import parse_pipeline
+
+
+def sdk_stream(**changes) -> dict:
+    """One SDK-style stream: appsrc → decode → resize → crop → normalize → tensorinfer → post → serialize → sink."""
+    stream = {
+        "stream_config": {"deviceId": "0"},
+        "appsrc0": {"props": {"blocksize": "409600"}, "factory": "appsrc", "next": "mxpi_imagedecoder0"},
+        "mxpi_imagedecoder0": {"props": {"handleMethod": "opencv"}, "factory": "mxpi_imagedecoder",
+                               "next": "mxpi_imageresize0"},
+        "mxpi_imageresize0": {"props": {"handleMethod": "opencv", "resizeType": "Resizer_KeepAspectRatio_Short",
+                                        "scaleValue": "256"},
+                              "factory": "mxpi_imageresize", "next": "mxpi_imagecrop0"},
+        "mxpi_imagecrop0": {"props": {"cropHeight": "224", "cropWidth": "224"}, "factory": "mxpi_imagecrop",
+                            "next": "mxpi_imagenormalize0"},
+        "mxpi_imagenormalize0": {"props": {"alpha": "123.675,116.28,103.53", "beta": "58.395,57.12,57.375",
+                                           "dataType": "FLOAT32"},
+                                 "factory": "mxpi_imagenormalize", "next": "mxpi_tensorinfer0"},
+        "mxpi_tensorinfer0": {"props": {"dataSource": "mxpi_imagenormalize0",
+                                        "modelPath": "models/efficientnet_lite0_224_layer2.om"},
+                              "factory": "mxpi_tensorinfer", "next": "mxpi_classpostprocessor0"},
+        "mxpi_classpostprocessor0": {"props": {"dataSource": "mxpi_tensorinfer0", "funcLanguage": "python",
+                                               "pythonModule": "patchline.plugins.patchcore_postprocess",
+                                               "className": "PatchCorePostProcess", "line": "bottle"},
+                                     "factory": "mxpi_classpostprocessor", "next": "mxpi_dataserialize0"},
+        "mxpi_dataserialize0": {"props": {"outputDataKeys": "mxpi_classpostprocessor0"},
+                                "factory": "mxpi_dataserialize", "next": "appsink0"},
+        "appsink0": {"props": {"blocksize": "4096000"}, "factory": "appsink"},
+    }
+    for name, props in changes.items():
+        stream[name]["props"].update(props)
+    return stream
+
+
+def test_an_sdk_file_loads_as_written():
+    config = parse_pipeline({"detection": sdk_stream()}, "sdk.pipeline", check_files=False)
+    assert config.streams["detection"].order[0] == "appsrc0"
+
+
+def test_every_error_of_a_file_is_reported_at_once():
+    stream = sdk_stream(mxpi_imageresize0={"resizeType": "Resizer_KeepAspectRatio_Long"},
+                        mxpi_tensorinfer0={"waitTime": "5"})
+    stream["mxpi_imagecrop0"]["props"]["cropHeight"] = 224  # a number, not a string
+    stream["mxpi_imagenormalize0"]["props"]["alpha"] = "0,0,0"
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "4 problems:"
+    expected = [("mxpi_imageresize0", "resizeType"), ("mxpi_imagecrop0", "cropHeight"),
+                ("mxpi_imagenormalize0", "alpha"), ("mxpi_tensorinfer0", "waitTime")]
+    for element, prop in expected:  # one line each, naming stream, element and prop
+        assert sum(f"stream 'detection', element '{element}', prop '{prop}'" in line for line in lines[1:]) == 1
+
+
+def test_errors_of_several_streams_are_reported_together():
+    bad_a = sdk_stream(mxpi_imagecrop0={"cropWidth": "200"})
+    bad_b = sdk_stream(mxpi_imageresize0={"scaleValue": "big"})
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"cam_a": bad_a, "cam_b": bad_b}, "sdk.pipeline", check_files=False)
+    message = str(info.value)
+    assert "2 problems" in message and "stream 'cam_a'" in message and "stream 'cam_b'" in message
+
+
+def test_a_factory_patchline_does_not_implement_is_refused_naming_it_and_what_is_supported():
+    stream = sdk_stream()
+    stream["mxpi_objectpostprocessor0"] = {"props": {}, "factory": "mxpi_objectpostprocessor", "next": "appsink0"}
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    message = str(info.value)
+    assert "unknown factory 'mxpi_objectpostprocessor'" in message and "mxpi_tensorinfer" in message
+    assert json.dumps(message).count("\\n") == 0  # the one problem, no noise from the links it breaks
