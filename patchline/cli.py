@@ -146,7 +146,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     from patchline.mqtt.broker import add_broker_arguments
 
     p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
-    p.add_argument("--source", help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source")
+    p.add_argument("--source", action="append",
+                   help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source "
+                        "(repeat it for a stream that merges several sources: one per source, in the file's order)")
     p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
     p.add_argument("--camera", help="camera name in the MQTT topics (default: the stream's name)")
     p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
@@ -164,8 +166,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_run(args) -> int:
     if args.max_frames is not None and args.max_frames <= 0:
         raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
-    if args.source and not args.source.startswith(("rtsp://", "rtsps://")) and not Path(args.source).is_dir():
-        raise ConfigError(f"--source {args.source} is neither an rtsp:// URL nor an existing folder.")
+    for source in args.source or ():
+        if not source.startswith(("rtsp://", "rtsps://")) and not Path(source).is_dir():
+            raise ConfigError(f"--source {source} is neither an rtsp:// URL nor an existing folder.")
+    sources = args.source[0] if args.source and len(args.source) == 1 else args.source
     import logging
 
     from patchline.app.run import run_pipeline
@@ -173,12 +177,24 @@ def cmd_run(args) -> int:
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
-    return run_pipeline(args.pipeline, args.source, args.mqtt, camera=args.camera, line=args.line,
+    return run_pipeline(args.pipeline, sources, args.mqtt, camera=args.camera, line=args.line,
                         banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
                         spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
                         mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
                         mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, echo=not args.mqtt,
                         quiet=args.quiet)
+
+
+def cmd_check(args) -> int:
+    from patchline.errors import ConfigErrors
+    from patchline.pipeline.check import check_pipeline, report
+
+    graph, problems = report(check_pipeline(args.pipeline, args.line, args.banks, args.allow_plugin))
+    print(graph)
+    if problems:
+        raise ConfigErrors(problems)
+    print(f"{args.pipeline}: OK — every element builds, models and bank fit.")
+    return 0
 
 
 def cmd_alarms(args) -> int:
@@ -260,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
     _run_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="check a pipeline file without running it: props, models, the line's bank; "
+                                     "prints the stream graph with tensor shapes (exit 0 / 2)")
+    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON)")
+    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
+    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop")
+    p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
+                   help="a post-process module outside patchline.plugins the file may load")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("alarms", help="print defect alarms as they happen (one line each, or JSON lines)")
     p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")

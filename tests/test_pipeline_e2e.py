@@ -5,6 +5,7 @@ Real MindSpore (training, evaluate), real ONNX Runtime (pipeline), real faiss, r
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -156,3 +157,91 @@ def test_batched_and_one_at_a_time_runs_give_the_same_verdicts(line, monkeypatch
     for source, (verdict, score, region) in runs[1].items():
         assert runs[8][source][0] == verdict and runs[8][source][2] == region
         assert score is None or abs(runs[8][source][1] - score) <= 1e-5 * abs(score)
+
+
+def two_camera_pipeline(distribute: bool = False) -> dict:
+    """Two cameras merged by mxpi_parallel2serial into one layer2 / layer3 / post-process chain, in the
+    MindX SDK's schema (props all strings, `name:port` links); with `distribute`, the verdicts then
+    split by channel through mxpi_distributor into two sinks."""
+    stream = {
+        "stream_config": {"deviceId": "0"},
+        "appsrc0": {"props": {"blocksize": "409600"}, "factory": "appsrc", "next": "mxpi_imagedecoder0"},
+        "appsrc1": {"props": {"blocksize": "409600"}, "factory": "appsrc", "next": "mxpi_imagedecoder1"},
+        "mxpi_imagedecoder0": {"props": {"handleMethod": "opencv"}, "factory": "mxpi_imagedecoder",
+                               "next": "mxpi_parallel2serial0:0"},
+        "mxpi_imagedecoder1": {"props": {"handleMethod": "opencv"}, "factory": "mxpi_imagedecoder",
+                               "next": "mxpi_parallel2serial0:1"},
+        "mxpi_parallel2serial0": {"props": {}, "factory": "mxpi_parallel2serial", "next": "mxpi_imageresize0"},
+        "mxpi_imageresize0": {"props": {"resizeType": "Resizer_KeepAspectRatio_Short", "scaleValue": "256"},
+                              "factory": "mxpi_imageresize", "next": "mxpi_opencvcentercrop0"},
+        "mxpi_opencvcentercrop0": {"props": {"cropHeight": "224", "cropWidth": "224"},
+                                   "factory": "mxpi_opencvcentercrop", "next": "mxpi_imagenormalize0"},
+        "mxpi_imagenormalize0": {"props": {"dataType": "FLOAT32"}, "factory": "mxpi_imagenormalize",
+                                 "next": "mxpi_tensorinfer0"},
+        "mxpi_tensorinfer0": {"props": {"modelPath": "models/efficientnet_lite0_224_layer2.om"},
+                              "factory": "mxpi_tensorinfer", "next": "mxpi_tensorinfer1"},
+        "mxpi_tensorinfer1": {"props": {"dataSource": "mxpi_tensorinfer0",
+                                        "modelPath": "models/efficientnet_lite0_224_layer3.om"},
+                              "factory": "mxpi_tensorinfer", "next": "mxpi_classpostprocessor0"},
+        "mxpi_classpostprocessor0": {"props": {"funcLanguage": "python", "line": LINE,
+                                               "pythonModule": "patchline.plugins.patchcore_postprocess",
+                                               "className": "PatchCorePostProcess"},
+                                     "factory": "mxpi_classpostprocessor", "next": "mxpi_dataserialize0"},
+        "mxpi_dataserialize0": {"props": {"outputDataKeys": "mxpi_classpostprocessor0"},
+                                "factory": "mxpi_dataserialize", "next": "appsink0"},
+        "appsink0": {"props": {"blocksize": "4096000"}, "factory": "appsink"},
+    }
+    if distribute:
+        stream["mxpi_dataserialize0"]["next"] = "mxpi_distributor0"
+        stream["mxpi_distributor0"] = {"props": {"channelIds": "1,0"}, "factory": "mxpi_distributor",
+                                       "next": ["appsink0", "appsink1"]}
+        stream["appsink1"] = {"props": {"blocksize": "4096000"}, "factory": "appsink"}
+    return {"line": stream}
+
+
+def test_two_cameras_merged_into_one_model_chain_each_keep_their_verdicts(line, tmp_path, mosquitto_broker,
+                                                                         mqtt_collector):
+    names = sorted(line.expected)
+    folders = [tmp_path / "cam_a", tmp_path / "cam_b"]
+    for i, folder in enumerate(folders):
+        folder.mkdir()
+        for name in names[i::2]:
+            shutil.copy(line.frames / name, folder / name)
+    path = tmp_path / "two_cameras.pipeline"
+    path.write_text(json.dumps(two_camera_pipeline()))
+    collector = mqtt_collector(mosquitto_broker.url, [f"patchline/{LINE}/#"])
+    done = check_run(patchline("run", str(path), "--source", str(folders[0]), "--source", str(folders[1]),
+                               "--mqtt", mosquitto_broker.url, "--spool", str(tmp_path / "spool")),
+                     line.workdir, timeout=180)
+    collector.wait_for(lambda m: len(verdicts_of(m)) >= len(names), timeout=20)
+    for camera, channel, folder in (("line-0", 0, folders[0]), ("line-1", 1, folders[1])):
+        verdicts = collector.payloads(f"{camera}/verdict")
+        assert sorted(v["source"] for v in verdicts) == sorted(p.name for p in folder.iterdir())
+        for v in verdicts:  # merged, batched with the other camera's frames, scored as evaluate scores it
+            assert v["camera"] == camera and v["channel"] == channel
+            assert abs(v["score"] - line.expected[v["source"]]["score"]) <= 1e-4 * abs(v["score"])
+        assert collector.payloads(f"{camera}/status")
+    assert "cameras line-0, line-1" in done.stdout and f"{len(names)} results" in done.stdout
+
+
+def test_a_distributor_sends_each_camera_to_its_own_sink(line, tmp_path, monkeypatch):
+    from patchline.pipeline.config import parse_pipeline
+    from patchline.pipeline.streams import StreamManager
+
+    folders = [tmp_path / "cam_a", tmp_path / "cam_b"]
+    for i, folder in enumerate(folders):
+        folder.mkdir()
+        for name in sorted(line.expected)[i:6:2]:
+            shutil.copy(line.frames / name, folder / name)
+    config = parse_pipeline(two_camera_pipeline(distribute=True), tmp_path / "d.pipeline", check_files=False)
+    results = []
+    monkeypatch.chdir(line.workdir)  # model paths are relative to it
+    manager = StreamManager(config, [str(f) for f in folders], "line",
+                            {"banks_root": str(line.workdir / "faiss-index-precision")}, results.append)
+    manager.start()
+    assert manager.wait(120)
+    manager.close()
+    stream = manager.streams["line"]
+    by_sink = {name: stream.nodes[name].processed for name in ("appsink0", "appsink1")}
+    assert by_sink == {"appsink0": 3, "appsink1": 3}  # channelIds "1,0": channel 1 → appsink0
+    assert sorted(r["channel"] for r in results) == [0, 0, 0, 1, 1, 1]

@@ -101,11 +101,12 @@ def _summary(manager: StreamManager, host: RunHost, seconds: float) -> str:
     rows = [f"patchline run {manager.config.path}: {seconds:.1f} s"]
     for name, stream in manager.streams.items():
         st = stream.stats()
-        camera = stream.context.camera
-        n = host.per_camera[camera]
+        cameras = stream.cameras
+        n = sum(host.per_camera[c] for c in cameras)
         fps = n / st["seconds"] if st["seconds"] > 0 else 0.0
-        rows.append(f"  stream {name} (camera {camera}, line {stream.context.line}): {st['frames_in']} frames in, "
-                    f"{n} results, {fps:.1f} frames/s, {host.errors_per_camera[camera]} errors, "
+        rows.append(f"  stream {name} (camera{'s' if len(cameras) > 1 else ''} {', '.join(cameras)}, line "
+                    f"{stream.context.line}): {st['frames_in']} frames in, "
+                    f"{n} results, {fps:.1f} frames/s, {sum(host.errors_per_camera[c] for c in cameras)} errors, "
                     f"{st['dropped']} dropped" + (f"; stopped: {st['fatal']}" if st["fatal"] else ""))
     counts = ", ".join(f"{host.verdicts[v]} {v}" for v in ("good", "defect", "error"))
     rows.append(f"  verdicts: {counts}")
@@ -119,7 +120,7 @@ def _summary(manager: StreamManager, host: RunHost, seconds: float) -> str:
 
 def run_pipeline(
     pipeline_path: str | Path,
-    source: str | None = None,
+    source: str | list[str] | None = None,
     mqtt_url: str | None = None,
     *,
     camera: str | None = None,
@@ -142,7 +143,8 @@ def run_pipeline(
 ) -> int:
     """Load, check and run a pipeline file; publish results; print a summary. Returns the exit status.
 
-    source: a folder of images or an rtsp:// URL, replacing the source of a single-stream file.
+    source: a folder of images or an rtsp:// URL, replacing the source of a single-stream file (a
+    list: one per source of a stream that merges several, in the file's order).
     mqtt_url: mqtt://host:port (mqtts:// for TLS); None publishes nothing (echo=True prints JSON lines).
     line / banks_root: override the post-process's line and banks props.
     max_frames: stop after this many results (tests and benchmarks).
@@ -167,7 +169,7 @@ def run_pipeline(
         if broker is not None:
             cameras_by_line: dict[str, list[str]] = {}
             for name, stream in manager.streams.items():
-                cameras_by_line.setdefault(stream.context.line or line, []).append(stream.context.camera)
+                cameras_by_line.setdefault(stream.context.line or line, []).extend(stream.cameras)
             root = Path(spool_dir) if spool_dir else spool_root()
             for stream_line, cameras in cameras_by_line.items():
                 host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line)
@@ -181,7 +183,9 @@ def run_pipeline(
                 publisher.publish_bank(version)
         for name, stream in manager.streams.items():
             if not stream.context.live:
-                host.on_status(stream.context.camera, "online", source=str(source or name))
+                for camera, given in zip(stream.cameras, [source] if isinstance(source, str) or source is None
+                                         else source):
+                    host.on_status(camera, "online", source=str(given or name))
     except BaseException:
         manager.close()
         for publisher in host.publishers.values():
@@ -207,9 +211,10 @@ def run_pipeline(
         stop_event.set()
         for name, stream in manager.streams.items():
             st = stream.stats()
-            host.on_status(stream.context.camera, host.states.get(stream.context.camera, "online"),
-                           fps=round(host.per_camera[stream.context.camera] / max(st["seconds"], 1e-9), 2),
-                           errors=host.errors_per_camera[stream.context.camera], dropped_frames=st["dropped"])
+            for camera in stream.cameras:
+                host.on_status(camera, host.states.get(camera, "online"),
+                               fps=round(host.per_camera[camera] / max(st["seconds"], 1e-9), 2),
+                               errors=host.errors_per_camera[camera], dropped_frames=st["dropped"])
         for publisher in host.publishers.values():
             publisher.close(publish_timeout)
     seconds = time.perf_counter() - began
@@ -225,10 +230,10 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
     now = time.monotonic()
     current = Counter(host.per_camera)
     for name, stream in manager.streams.items():
-        cam = stream.context.camera
-        fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
-        state = host.states.get(cam, "online")
-        line = stream.context.line
-        host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
-                       dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
+        for cam in stream.cameras:
+            fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
+            state = host.states.get(cam, "online")
+            line = stream.context.line
+            host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
+                           dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
     return now, current

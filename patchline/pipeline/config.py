@@ -58,8 +58,9 @@ class StreamConfig:
     stream_config: dict
     elements: dict[str, ElementConfig]
     order: list[str]
-    source: str
-    upstream: dict[str, str] = field(default_factory=dict)
+    source: str  # the first source (the only one unless the stream merges several)
+    upstream: dict[str, str] = field(default_factory=dict)  # element → the (first) element feeding it
+    sources: list[str] = field(default_factory=list)  # every source, in the file's order
 
     @property
     def sinks(self) -> list[str]:
@@ -123,9 +124,9 @@ def _ancestors(name: str, upstream: dict[str, str]) -> Iterable[str]:
 
 
 def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
-                 problems: list[str]) -> tuple[list[str], str, dict] | None:
+                 problems: list[str]) -> tuple[list[str], list[str], dict] | None:
     """Check links, sources and sinks, adding each problem to `problems`; (data-flow order,
-    source name, element → upstream element), or None when no order can be made."""
+    source names, element → (first) upstream element), or None when no order can be made."""
     upstream: dict[str, str] = {}
     found_before = len(problems)
     inputs = {n: getattr(el.cls, "inputs", 1) for n, el in elements.items()}
@@ -185,7 +186,13 @@ def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
         if not el.next and el.factory != "appsink":
             problems.append(str(Where(path, stream, name).error(
                 "has no 'next': its frames would go nowhere (end with appsink<N>).")))
-    return order, sources[0], upstream
+    for name in order:
+        el = elements[name]
+        if getattr(el.cls, "route", None) is not None and el.parsed and len(el.next) != len(el.parsed["channelIds"]):
+            problems.append(str(Where(path, stream, name).error(
+                f"lists {len(el.parsed['channelIds'])} channel(s) but has {len(el.next)} 'next' link(s); give one "
+                f"link per channel, in the same order.", "channelIds")))
+    return order, sources, upstream
 
 
 def _flow_order(sources: list[str], elements: dict[str, ElementConfig]) -> list[str]:
@@ -214,18 +221,38 @@ def _flow_order(sources: list[str], elements: dict[str, ElementConfig]) -> list[
     return order
 
 
-def _resolve_data_sources(stream: str, elements: dict[str, ElementConfig], upstream: dict[str, str], path: str,
-                          problems: list[str]) -> None:
-    """Default each dataSource to the nearest upstream producer; check given ones are upstream."""
-    for name, el in elements.items():
+def _is_producer(el: ElementConfig) -> bool:
+    return el.factory in PRODUCERS or (el.factory == "mxpi_parallel2serial" and bool((el.parsed or {}).get("dataSource")))
+
+
+def _resolve_data_sources(stream: str, elements: dict[str, ElementConfig], order: list[str], upstream: dict[str, str],
+                          path: str, problems: list[str]) -> None:
+    """Default each dataSource to the nearest upstream producer; check given ones are upstream.
+    A merge (mxpi_parallel2serial) takes, per input, that input's nearest producer."""
+    for name in order:
+        el = elements[name]
         if el.parsed is None:
             continue
         where = Where(path, stream, name)
+        if el.factory == "mxpi_parallel2serial":
+            inputs = [n for n in order if any(link.target == name for link in elements[n].next)]
+            reach = {a for i in inputs for a in (i, *_ancestors(i, upstream))}
+            given = el.parsed["dataSource"]
+            if given:
+                for key in given:
+                    if key not in reach:
+                        problems.append(str(where.error(f"names '{key}', which does not feed this element.",
+                                                        "dataSource")))
+            else:
+                keys = [next((a for a in (i, *_ancestors(i, upstream)) if _is_producer(elements[a])), None)
+                        for i in inputs]
+                el.parsed["dataSource"] = tuple(dict.fromkeys(k for k in keys if k))
+            continue
         if "dataSource" in el.parsed:
             given = el.parsed["dataSource"]
             ancestors = list(_ancestors(name, upstream))
             if given is None:
-                el.parsed["dataSource"] = next((a for a in ancestors if elements[a].factory in PRODUCERS), None)
+                el.parsed["dataSource"] = next((a for a in ancestors if _is_producer(elements[a])), None)
             elif given not in ancestors:
                 problems.append(str(where.error(f"names '{given}', which is not upstream of this element.",
                                                 "dataSource")))
@@ -278,10 +305,10 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
         graph = _check_graph(stream, elements, path_text, problems)
         if graph is None:
             continue
-        order, source, upstream = graph
+        order, sources, upstream = graph
         if len(problems) == before:
-            _resolve_data_sources(stream, elements, upstream, path_text, problems)
-        streams[stream] = StreamConfig(stream, dict(stream_config), elements, order, source, upstream)
+            _resolve_data_sources(stream, elements, order, upstream, path_text, problems)
+        streams[stream] = StreamConfig(stream, dict(stream_config), elements, order, sources[0], upstream, sources)
     if problems:
         raise ConfigErrors(problems)
     return PipelineConfig(Path(path), streams)

@@ -15,6 +15,7 @@ FACTORIES = {
     "mxpi_imagedecoder": "patchline.plugins.image_ops:ImageDecoder",
     "mxpi_imageresize": "patchline.plugins.image_ops:ImageResize",
     "mxpi_imagecrop": "patchline.plugins.image_ops:ImageCrop",
+    "mxpi_opencvcentercrop": "patchline.plugins.image_ops:OpencvCenterCrop",
     "mxpi_imagenormalize": "patchline.plugins.image_ops:ImageNormalize",
     "mxpi_tensorinfer": "patchline.plugins.tensorinfer:TensorInfer",
     "mxpi_classpostprocessor": "patchline.plugins.postprocessor:ClassPostProcessor",
@@ -22,6 +23,8 @@ FACTORIES = {
     "mxpi_skipframe": "patchline.plugins.flow:SkipFrame",
     "queue": "patchline.plugins.flow:Queue",
     "tee": "patchline.plugins.flow:Tee",
+    "mxpi_parallel2serial": "patchline.plugins.flow:ParallelToSerial",
+    "mxpi_distributor": "patchline.plugins.flow:Distributor",
 }
 
 

@@ -20,6 +20,8 @@ class Frame:
     meta: element name → that element's output (e.g. the normalized (3, S, S) float32 tensor,
     a tensorinfer's {output name: (1, C, h, w) float32}); `tensors` merges every model output by name.
     error: a reason once something failed; later elements pass the frame on untouched.
+    camera / channel: the camera that took it and its channel id (set by the stream from its source;
+    a stream merging several cameras with mxpi_parallel2serial has one per source).
     """
 
     stream: str
@@ -35,12 +37,15 @@ class Frame:
     error: str | None = None
     result: dict | None = None
     timings: dict = field(default_factory=dict)
+    camera: str | None = None
+    channel: int = 0
 
     def branch(self) -> "Frame":
         """A copy for another branch of a tee: arrays are shared (elements never write into them)."""
         return Frame(self.stream, self.frame_id, self.source, self.timestamp, self.started, self.data,
                      self.image, self.frame_shape, dict(self.meta), dict(self.tensors), self.error,
-                     None if self.result is None else dict(self.result), dict(self.timings))
+                     None if self.result is None else dict(self.result), dict(self.timings), self.camera,
+                     self.channel)
 
     def iso_time(self) -> str:
         """The frame's time as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""

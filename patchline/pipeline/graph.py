@@ -100,18 +100,32 @@ class Node:
     taken: int = 0  # batches taken from the inbox / sent on, so workers send in arrival order
     sent: int = 0
     running: int = 0
+    eos_left: int = 1  # upstream links still to end (a merge ends after all of its inputs)
+    closing: bool = False
 
 
-def _build_source(cfg: StreamConfig, context: StreamContext, source: str | None):
-    name = cfg.source
+def _build_source(cfg: StreamConfig, name: str, context: StreamContext, source: str | None):
+    """The element for source `name`, or the folder / camera that `source` puts in its place."""
+    el = cfg.elements[name]
     if source is None:
-        el = cfg.elements[name]
         if el.factory == "appsrc":
             raise ConfigError(f"the stream reads {name}, which a host feeds: pass --source FOLDER or --source rtsp://….")
         return el.cls(name, el.parsed, context)
+    channel = int(name[len("appsrc"):] or 0) if el.factory == "appsrc" else int(el.parsed.get("channelId") or 0)
     if source.startswith(("rtsp://", "rtsps://")):
-        return source_override_class("rtsp")(name, {"rtspUrl": source, "channelId": 0}, context)
-    return source_override_class("folder")(name, {"folder": source}, context)
+        return source_override_class("rtsp")(name, {"rtspUrl": source, "channelId": channel}, context)
+    return source_override_class("folder")(name, {"folder": source, "channelId": channel}, context)
+
+
+def _sources_given(cfg: StreamConfig, source) -> list:
+    """One replacement (or None) per source element of the stream, from --source (one or a list)."""
+    if source is None:
+        return [None] * len(cfg.sources)
+    given = [source] if isinstance(source, str) else list(source)
+    if len(given) != len(cfg.sources):
+        raise ConfigError(f"stream '{cfg.name}' has {len(cfg.sources)} source(s) ({', '.join(cfg.sources)}) but "
+                          f"{len(given)} --source value(s) were given; give one per source, in that order.")
+    return given
 
 
 class Stream:
@@ -127,10 +141,14 @@ class Stream:
         self.frames_in = 0
         self.started_at = self.ended_at = None
         try:
+            given = dict(zip(cfg.sources, _sources_given(cfg, source)))
             for name in cfg.order:
-                if name == cfg.source:
-                    element = _build_source(cfg, context, source)
-                    context.live = bool(getattr(element, "live", False))
+                if name in given:
+                    element = _build_source(cfg, name, context, given[name])
+                    context.live = context.live or bool(getattr(element, "live", False))
+                    # one camera per source: the stream's camera, or <camera>-<channel> when it merges several
+                    element.camera_name = context.camera if len(given) == 1 else \
+                        f"{context.camera}-{int(getattr(element, 'channel', 0))}"
                 else:
                     el = cfg.elements[name]
                     element = el.cls(name, el.parsed, context)
@@ -146,7 +164,7 @@ class Stream:
         for name in self.cfg.order:
             el = self.cfg.elements[name]
             node = self.nodes[name]
-            if name != self.cfg.source:
+            if name not in self.cfg.sources:
                 size = el.parsed.get("max-size-buffers") if el.factory == "queue" else None
                 leaky = leaky_zone if el.factory != "queue" or el.parsed.get("leaky") is None \
                     else el.parsed["leaky"] == "2"
@@ -154,6 +172,9 @@ class Stream:
                 if el.factory == "mxpi_tensorinfer":
                     leaky_zone = False
             node.outputs = [self.nodes[link.target] for link in el.next]
+        for name in self.cfg.order:
+            for out in self.nodes[name].outputs:
+                out.eos_left = sum(1 for n in self.cfg.order for o in self.nodes[n].outputs if o is out)
 
     # ---- running
 
@@ -161,7 +182,7 @@ class Stream:
         self.started_at = time.perf_counter()
         for name in self.cfg.order:
             node = self.nodes[name]
-            if name == self.cfg.source:
+            if name in self.cfg.sources:
                 self.threads.append(threading.Thread(target=self._run_source, args=(node, stop),
                                                      name=f"{self.cfg.name}/{name}", daemon=True))
                 continue
@@ -175,13 +196,20 @@ class Stream:
 
     @staticmethod
     def _send(node: Node, item) -> None:
-        for i, out in enumerate(node.outputs):
-            out.inbox.put(item if (item is EOS or i == len(node.outputs) - 1) else item.branch())
+        outputs = node.outputs
+        route = getattr(node.element, "route", None)
+        if route is not None and item is not EOS:
+            outputs = [outputs[i] for i in route(item)]  # a distributor picks the branch
+        for i, out in enumerate(outputs):
+            out.inbox.put(item if (item is EOS or i == len(outputs) - 1) else item.branch())
 
     def _run_source(self, node: Node, stop: threading.Event) -> None:
+        camera, channel = node.element.camera_name, int(getattr(node.element, "channel", 0))
         try:
             for frame in node.element.frames(stop):
-                self.frames_in += 1
+                frame.camera, frame.channel = camera, channel
+                with node.lock:
+                    self.frames_in += 1
                 self._send(node, frame)
         except PatchlineError as exc:
             self.fatal = str(exc)
@@ -204,6 +232,11 @@ class Stream:
                 if batch[0] is not EOS:
                     turn, node.taken = node.taken, node.taken + 1
             if batch[0] is EOS:
+                with node.lock:
+                    if not node.closing and node.eos_left > 1:
+                        node.eos_left -= 1  # one input of a merge ended; the others still send
+                        continue
+                    node.closing = True
                 self._worker_done(node)
                 return
             work = [f for f in batch if f.error is None or element.handles_errors]
@@ -277,15 +310,20 @@ class Stream:
             except Exception:  # closing must reach every element
                 log.exception("closing %s failed", node.name)
 
+    @property
+    def cameras(self) -> list[str]:
+        """The camera of each source, in the file's order (one unless the stream merges cameras)."""
+        return [self.nodes[s].element.camera_name for s in self.cfg.sources]
+
     def stats(self) -> dict:
         """Counters: frames in, dropped (leaky queues + skipframe), errors per element, busy seconds per element."""
         dropped = sum(n.inbox.dropped for n in self.nodes.values() if n.inbox is not None)
-        dropped += int(getattr(self.nodes[self.cfg.source].element, "dropped", 0))  # camera: newest frame won
+        dropped += sum(int(getattr(self.nodes[s].element, "dropped", 0)) for s in self.cfg.sources)  # newest frame won
         end = self.ended_at or time.perf_counter()
         return {
             "frames_in": self.frames_in,
             "dropped": dropped,
-            "skipped": sum(n.skipped for n in self.nodes.values() if n.element.FACTORY == "mxpi_skipframe"),
+            "skipped": sum(n.skipped for n in self.nodes.values() if n.element.FACTORY in ("mxpi_skipframe", "mxpi_distributor")),
             "element_errors": {n.name: n.errors for n in self.nodes.values() if n.errors},
             "busy_s": {n.name: n.busy_s for n in self.nodes.values()},
             "cpu_s": {n.name: n.cpu_s for n in self.nodes.values()},

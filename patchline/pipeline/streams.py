@@ -40,15 +40,17 @@ def model_parallelism(config: PipelineConfig, cores: int | None = None, threads:
 class StreamManager:
     """Builds and runs a pipeline's streams.
 
-    source: overrides the source of a single-stream file (a folder, or an rtsp:// URL).
+    source: overrides the source of a single-stream file (a folder, or an rtsp:// URL; a list, one per
+    source, for a stream that merges several).
     camera: the camera name of a single-stream file (default: each stream's name).
-    options: passed to elements (line, banks_root, ort_threads: intra-op threads per model, default 1) and streams (max_batch: the most
-    waiting frames an element takes at once, default each element's own max_batch).
+    options: passed to elements (line, banks_root, ort_threads: intra-op threads per model call,
+    default 1) and streams (max_batch: the most waiting frames an element takes at once, default
+    each element's own max_batch).
     on_result(payload), on_status(camera, state, **extra), on_bank(line, version): host callbacks,
     called from pipeline threads.
     """
 
-    def __init__(self, config: PipelineConfig, source: str | None = None, camera: str | None = None,
+    def __init__(self, config: PipelineConfig, source: str | list[str] | None = None, camera: str | None = None,
                  options: Mapping | None = None, on_result: Callable[[dict], None] = lambda payload: None,
                  on_status: Callable[..., None] = lambda camera, state, **extra: None,
                  on_bank: Callable[[str, str], None] = lambda line, version: None):

@@ -147,6 +147,17 @@ class ImageCrop(Element):
         return frame
 
 
+class OpencvCenterCrop(ImageCrop):
+    """MindX's mxpi_opencvcentercrop: the central cropHeight × cropWidth window, as mxpi_imagecrop here."""
+
+    FACTORY = "mxpi_opencvcentercrop"
+    PROPS = {
+        "cropHeight": Prop(required=True, parse=positive_int, help="the crop size in pixels (the line's imagesize)"),
+        "cropWidth": Prop(required=True, parse=positive_int, help="the crop size in pixels (the line's imagesize)"),
+        "dataSource": Prop(),
+    }
+
+
 class ImageNormalize(Element):
     """(S, S, 3) uint8 RGB → (3, S, S) float32 with ImageNet mean / std — `preprocess.normalize`.
 

@@ -68,7 +68,8 @@ class PatchCorePostProcess:
     def _payload(self, frame, state, verdict: str, score: float | None) -> dict:
         return {
             "frame_id": frame.frame_id,
-            "camera": self.context.camera,
+            "camera": frame.camera or self.context.camera,
+            "channel": frame.channel,
             "line": self.line,
             "timestamp": frame.iso_time(),
             "score": score,

@@ -28,6 +28,11 @@ class AppSrc(Element):
     PROPS = {"blocksize": Prop(parse=positive_int)}
     is_source = True
 
+    @property
+    def channel(self) -> int:
+        """appsrc<N> feeds channel N (MindX: SendData(streamName, inPluginId N, …))."""
+        return int(self.name[len("appsrc"):] or 0)
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
                              f"FOLDER or --source rtsp://….")
@@ -41,6 +46,7 @@ class FolderSource(Element):
 
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
+        self.channel = int(props.get("channelId") or 0)
         self.folder = Path(props["folder"])
         if not self.folder.is_dir():
             raise PatchlineError(f"source folder {self.folder} does not exist or is not a folder.")
@@ -77,6 +83,7 @@ class RtspSrc(Element):
         from patchline.plugins.camera import RtspCamera
 
         self.url = props["rtspUrl"]
+        self.channel = int(props.get("channelId") or 0)
         self.public_url = redacted_url(self.url)
         self.camera = RtspCamera(self.url, on_status=self._status)
 
@@ -86,7 +93,7 @@ class RtspSrc(Element):
         return self.camera.dropped
 
     def _status(self, state: str, info: dict) -> None:
-        self.context.on_status(self.context.camera, state, **info)
+        self.context.on_status(getattr(self, "camera_name", self.context.camera), state, **info)
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         for rgb, timestamp, seq in self.camera.frames(stop):
