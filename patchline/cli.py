@@ -32,7 +32,10 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", type=Path, help="backbone weights: MindSpore .ckpt or torchvision .pth")
     g.add_argument("--random-weights", action="store_true", help="allow random backbone weights (speed tests only)")
     g.add_argument("--layer", dest="layers", type=_layers, help="layer2, layer3 or layer2,layer3")
-    g.add_argument("--resize", type=int, help="shorter side after resizing, pixels")
+    g.add_argument("--resize", type=int, help="shorter side after resizing, pixels (both sides with --resize-type stretch)")
+    g.add_argument("--resize-type", choices=("short_side", "stretch"),
+                   help="short_side (default: aspect kept, MindX Resizer_KeepAspectRatio_Short) or stretch "
+                        "(resize × resize, MindX Resizer_Stretch)")
     g.add_argument("--imagesize", type=int, help="center-crop size, pixels")
     g.add_argument("--patchsize", type=int, help="local neighbourhood of each patch (default 3)")
     g.add_argument("--coreset", dest="coreset_ratio", type=float, help="coreset ratio, e.g. 0.01")
@@ -48,7 +51,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args) -> dict:
-    names = ("backbone", "layers", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
+    names = ("backbone", "layers", "resize_type", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
              "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if args.weights is not None:

@@ -14,6 +14,7 @@ from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
 SEARCHES = ("auto", "exact", "hnsw")
+RESIZE_TYPES = ("short_side", "stretch")  # MindX Resizer_KeepAspectRatio_Short, Resizer_Stretch
 # `search: auto` uses the graph index for banks of at least this many patches × dims. Exact search
 # costs ~1 CPU ms per 100,000 for a 28 × 28 frame, the ladder ~2 ms at least (measured, one thread:
 # 1,960 × 40 exact 1.7 / ladder 2.7 ms; 1,960 × 152 exact 4.8 / ladder 1.9; 1,960 × 512 exact ~17 / ladder 4.2).
@@ -28,6 +29,7 @@ class LineSettings:
     backbone: str = "wide_resnet101_2"
     weights: str | None = None
     layers: tuple[str, ...] = ("layer2",)
+    resize_type: str = "short_side"  # short_side (aspect kept, MindX Resizer_KeepAspectRatio_Short) | stretch (resize × resize)
     resize: int = 256
     imagesize: int = 224
     patchsize: int = 3
@@ -48,8 +50,8 @@ class LineSettings:
 
     def model_fields(self) -> dict:
         """The fields a bank must match before it may score this line's frames."""
-        return {"backbone": self.backbone, "layers": list(self.layers), "resize": self.resize,
-                "imagesize": self.imagesize, "patchsize": self.patchsize}
+        return {"backbone": self.backbone, "layers": list(self.layers), "resize_type": self.resize_type,
+                "resize": self.resize, "imagesize": self.imagesize, "patchsize": self.patchsize}
 
 
 def _positive_int(value: Any, name: str, where: str) -> int:
@@ -75,6 +77,8 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
     if not isinstance(s.backbone, str) or not s.backbone:
         raise ConfigError(f"{where}backbone must be a backbone name, got {s.backbone!r}.")
     object.__setattr__(s, "layers", check_layers(s.layers, where))
+    if s.resize_type not in RESIZE_TYPES:
+        raise ConfigError(f"{where}resize_type must be one of {', '.join(RESIZE_TYPES)}, got {s.resize_type!r}.")
     for name in ("resize", "imagesize", "patchsize", "batch_size", "ef_search"):
         _positive_int(getattr(s, name), name, where)
     if s.imagesize > s.resize:

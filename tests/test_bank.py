@@ -111,6 +111,7 @@ def test_bank_search_equals_faiss_exact_search(tmp_path, dim, bank_size):
     ("grid", [4], "'grid' must be two positive integers"),
     ("imagesize", 0, "'imagesize' must be a positive integer"),
     ("pixel_threshold", float("inf"), "'pixel_threshold' must be a finite number"),
+    ("resize_type", "fit", "'resize_type' must be one of short_side, stretch"),
 ])
 def test_every_bank_json_field_is_checked_by_type_and_value(tmp_path, patches, field, value, message):
     version_dir = write_bank(tmp_path, "bottle", patches, META)

@@ -88,3 +88,45 @@ def test_a_broken_file_lists_all_its_problems(line, tmp_path):
     done = run_check(line, path)
     assert done.returncode == 2 and "2 problems" in done.stderr
     assert "prop 'cropWidth'" in done.stderr and "missing_224_layer2.onnx does not exist" in done.stderr
+
+
+def test_a_line_trained_with_the_sdk_default_stretch_runs_a_plain_sdk_resize_as_evaluate_scores(line, tmp_path):
+    # MindX's mxpi_imageresize without resizeType stretches (Resizer_Stretch) to the model's size; a
+    # line trained with resize_type stretch is scored the same in the pipeline as on the shared path
+    from patchline.bank.store import load_bank
+    from patchline.core.scoring import aggregate
+    from patchline.extractors.embeddings import score_images
+
+    settings = validate(LineSettings(line="stretched", backbone="efficientnet_lite0", layers=("layer2", "layer3"),
+                                     resize_type="stretch", resize=224, imagesize=224, coreset_ratio=0.05))
+    images = sorted((line.workdir / "data" / "brick" / "train" / "good").glob("*.png"))
+    extractor = OnnxFeatureExtractor(line.workdir / "models" / "efficientnet_lite0_224_layer2.onnx",
+                                     line.workdir / "models" / "efficientnet_lite0_224_layer3.onnx", settings.layers)
+    banks = tmp_path / "banks"
+    build_bank(settings, images, banks, extractor, progress=False)
+    data = json.loads((REPO / "pipeline" / "folder_layer2_layer3.pipeline").read_text())
+    stream = next(iter(data.values()))
+    stream["mxpi_imageresize0"]["props"] = {}  # the SDK's defaults: Resizer_Stretch, sizes from the model
+    path = tmp_path / "sdk_resize.pipeline"
+    path.write_text(json.dumps(data))
+
+    checked = run_check(line, path, "--line", "stretched", "--banks", banks)
+    assert checked.returncode == 0, checked.stderr
+    assert "stretched to 224 × 224 px" in checked.stdout
+    refused = run_check(line, path, "--line", "brick")  # trained with the aspect kept
+    assert refused.returncode == 2 and "resize_type" in refused.stderr
+
+    frames = sorted(line.expected)[:6]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in frames:
+        (folder / name).write_bytes((line.frames / name).read_bytes())
+    done = subprocess.run(patchline("run", str(path), "--source", str(folder), "--line", "stretched", "--banks",
+                                    str(banks), "--quiet"), cwd=line.workdir, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    scores = {p["source"]: p["score"] for p in map(json.loads, done.stdout.splitlines()) if "score" in p}
+    bank = load_bank(banks, "stretched")
+    want = aggregate(score_images([folder / n for n in frames], bank, extractor, settings), bank.meta.aggregation)
+    for name, expected in zip(frames, want):
+        assert abs(scores[name] - expected) <= 1e-4 * abs(expected), (name, scores[name], expected)

@@ -79,3 +79,23 @@ def test_a_factory_patchline_does_not_implement_is_refused_naming_it_and_what_is
     message = str(info.value)
     assert "unknown factory 'mxpi_objectpostprocessor'" in message and "mxpi_tensorinfer" in message
     assert json.dumps(message).count("\\n") == 0  # the one problem, no noise from the links it breaks
+
+
+def test_a_plain_sdk_resize_stretches_to_the_crop_or_the_model_size():
+    # MindX: resizeType defaults to Resizer_Stretch; omitted sizes come from the model's input
+    from patchline.pipeline.elements import StreamContext
+    from patchline.plugins.image_ops import ImageCrop, ImageResize
+
+    stream = sdk_stream()
+    stream["mxpi_imageresize0"]["props"] = {"resizeHeight": "224", "resizeWidth": "224"}
+    resize = parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False) \
+        .streams["detection"].elements["mxpi_imageresize0"]
+    assert resize.parsed["resizeType"] == "Resizer_Stretch"
+
+    stream["mxpi_imageresize0"]["props"] = {}
+    parsed = parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False).streams["detection"].elements
+    context = StreamContext(stream="detection", camera="c", pipeline_path="sdk.pipeline")
+    element = ImageResize("mxpi_imageresize0", parsed["mxpi_imageresize0"].parsed, context)
+    assert element.resize is None and context.facts["resize_type"] == "stretch"
+    ImageCrop("mxpi_imagecrop0", parsed["mxpi_imagecrop0"].parsed, context)
+    assert element.resize == 224 and context.facts["resize"] == 224  # the crop after it said the size

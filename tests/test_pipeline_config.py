@@ -116,7 +116,10 @@ def test_dangling_next_is_refused(pipeline):
 
 
 @pytest.mark.parametrize("change, prop, words", [
-    ({"resizeType": "Resizer_Stretch"}, "resizeType", "would not reproduce the training resize"),
+    ({"resizeType": "Resizer_KeepAspectRatio_Long"}, "resizeType", "would not reproduce the training resize"),
+    ({"resizeType": "Resizer_Stretch"}, "scaleValue", "is not read by Resizer_Stretch"),
+    ({"resizeType": "Resizer_Stretch", "scaleValue": None, "resizeHeight": "256", "resizeWidth": "200"},
+     "resizeWidth", "stretches to a square"),
     ({"scaleValue": None}, "scaleValue", "is required"),
     ({"scaleValue": "two hundred"}, "scaleValue", "bad value 'two hundred'"),
     ({"resizeHeight": "256"}, "resizeHeight", "set scaleValue"),

@@ -59,3 +59,16 @@ def test_normalisation_plane_by_plane_equals_the_pixel_arithmetic_bit_for_bit():
 def test_an_image_with_other_channels_is_refused_with_a_sentence():
     with pytest.raises(PatchlineError, match="expected a gray"):
         preprocess(np.zeros((40, 40, 4), np.uint8), 32, 32)
+
+
+def test_a_stretch_resize_ignores_the_aspect_and_maps_regions_back_per_axis():
+    from patchline.core.preprocess import crop_box, preprocess, resize_image
+
+    image = np.random.default_rng(0).integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
+    stretched = resize_image(image, 100, "stretch")
+    assert stretched.shape == (100, 100, 3)
+    np.testing.assert_array_equal(stretched, cv2.resize(image, (100, 100), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(preprocess(image, 100, 80, "stretch"), normalize(stretched[10:90, 10:90]))
+    assert crop_box((200, 300), 100, 80, "stretch") == (30.0, 20.0, 3.0, 2.0)  # x scale 3, y scale 2
+    x0, y0, sx, sy = crop_box((200, 300), 100, 80)  # short side: one scale
+    assert sx == sy == 2.0 and (x0, y0) == (70.0, 20.0)  # 100 × 150, crop at (35, 10)

@@ -53,10 +53,10 @@ def test_judge_flags_only_scores_above_the_threshold_and_points_at_the_hot_patch
 
     patch_scores = np.zeros((8, 8), np.float32)
     patch_scores[2, 5] = 3.0
-    defect = judge(patch_scores, "max", 2.0, None, 64, (0.0, 0.0, 1.0))
+    defect = judge(patch_scores, "max", 2.0, None, 64, (0.0, 0.0, 1.0, 1.0))
     assert defect.defect and defect.score == 3.0
     x0, y0, x1, y1 = defect.region["bbox"]
     assert x0 <= 5 * 8 + 4 <= x1 and y0 <= 2 * 8 + 4 <= y1
-    at_threshold = judge(patch_scores, "max", 3.0, None, 64, (0.0, 0.0, 1.0))
+    at_threshold = judge(patch_scores, "max", 3.0, None, 64, (0.0, 0.0, 1.0, 1.0))
     assert not at_threshold.defect and at_threshold.region is None
     assert is_defect(np.array([1.0, 3.0, 3.5]), 3.0).tolist() == [False, False, True]

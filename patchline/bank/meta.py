@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from patchline.core.scoring import check_aggregation
 from patchline.errors import BankError, PatchlineError
 from patchline.names import check_name
-from patchline.settings import LineSettings, check_layers, settings_from_mapping
+from patchline.settings import RESIZE_TYPES, LineSettings, check_layers, settings_from_mapping
 
 FORMAT = "patchline-bank/1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -76,6 +76,7 @@ class BankMeta:
     pixel_threshold: float | None
     search: Mapping[str, Any]
     record: Mapping[str, Any] = field(repr=False, compare=False)
+    resize_type: str = "short_side"  # banks written before the field existed were all short_side
 
     @classmethod
     def parse(cls, data: Any, where: str = "bank.json") -> "BankMeta":
@@ -103,6 +104,9 @@ class BankMeta:
         sha = _text(data, "index_sha256", where)
         if not _SHA256.match(sha):
             raise BankError(f"{where}: field 'index_sha256' must be 64 lowercase hex digits.")
+        resize_type = data.get("resize_type", "short_side")
+        if resize_type not in RESIZE_TYPES:
+            raise BankError(f"{where}: field 'resize_type' must be one of {', '.join(RESIZE_TYPES)}, got {resize_type!r}.")
         frozen = MappingProxyType(json.loads(json.dumps(data)))  # a private deep copy, read-only at the top
         return cls(line=line, version=version, backbone=_text(data, "backbone", where), layers=layers,
                    resize=_positive_int(data, "resize", where), imagesize=_positive_int(data, "imagesize", where),
@@ -112,7 +116,8 @@ class BankMeta:
                    n_patches=_positive_int(data, "n_patches", where), index_sha256=sha, aggregation=aggregation,
                    threshold=_finite(data, "threshold", where),
                    pixel_threshold=_finite(data, "pixel_threshold", where, optional=True),
-                   search=MappingProxyType(_search(data.get("search", {"kind": "exact"}), where)), record=frozen)
+                   search=MappingProxyType(_search(data.get("search", {"kind": "exact"}), where)), record=frozen,
+                   resize_type=resize_type)
 
     def __getitem__(self, key: str) -> Any:
         return self.record[key]
@@ -140,13 +145,14 @@ class BankMeta:
         """The line settings that reproduce this bank's features and verdicts (for `evaluate`)."""
         return settings_from_mapping({
             "line": self.line, "backbone": self.backbone, "layers": list(self.layers), "resize": self.resize,
+            "resize_type": self.resize_type,
             "imagesize": self.imagesize, "patchsize": self.patchsize, "target_dim": self.target_dim,
             "aggregation": self.aggregation})
 
     def check_fits(self, expected: Mapping | None = None, layer_channels: Mapping[str, int] | None = None) -> None:
         """The one rule for "may these features be scored against this bank": BankError naming the field.
 
-        expected: any of backbone, layers, resize, imagesize, patchsize, embedding_dim that the caller
+        expected: any of backbone, layers, resize_type, resize, imagesize, patchsize, embedding_dim that the caller
         will feed (None values are not known and not checked). layer_channels: {layer: channels} the
         caller's models give; the bank's layers must be among them and its embedding_dim must follow.
         """

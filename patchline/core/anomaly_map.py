@@ -22,11 +22,11 @@ def anomaly_map(patch_scores: np.ndarray, imagesize: int, sigma: float = SIGMA) 
 
 
 def defect_region(
-    amap: np.ndarray, pixel_threshold: float, crop_origin: tuple[float, float, float]
+    amap: np.ndarray, pixel_threshold: float, crop_origin: tuple[float, float, float, float]
 ) -> dict:
     """Bounding box and area of the map's pixels at or above `pixel_threshold`, in frame pixels.
 
-    amap: (S, S) float32 anomaly map of the crop. crop_origin: (x0, y0, scale) from
+    amap: (S, S) float32 anomaly map of the crop. crop_origin: (x0, y0, sx, sy) from
     `preprocess.crop_box`. When no pixel reaches the threshold (an image flagged by a whole-image
     aggregation such as mean), the region is the map's peak pixel, so an alarm always points somewhere.
     Returns {"bbox": [x0, y0, x1, y1] ints, "area": frame pixels (int), "peak": [x, y]}.
@@ -37,17 +37,17 @@ def defect_region(
         mask = np.zeros_like(mask)
         mask[peak_y, peak_x] = True
     ys, xs = np.nonzero(mask)
-    ox, oy, scale = crop_origin
+    ox, oy, sx, sy = crop_origin
     bbox = [
-        int(np.floor(ox + xs.min() * scale)),
-        int(np.floor(oy + ys.min() * scale)),
-        int(np.ceil(ox + (xs.max() + 1) * scale)),
-        int(np.ceil(oy + (ys.max() + 1) * scale)),
+        int(np.floor(ox + xs.min() * sx)),
+        int(np.floor(oy + ys.min() * sy)),
+        int(np.ceil(ox + (xs.max() + 1) * sx)),
+        int(np.ceil(oy + (ys.max() + 1) * sy)),
     ]
     return {
         "bbox": bbox,
-        "area": int(round(mask.sum() * scale * scale)),
-        "peak": [int(round(ox + (peak_x + 0.5) * scale)), int(round(oy + (peak_y + 0.5) * scale))],
+        "area": int(round(mask.sum() * sx * sy)),
+        "peak": [int(round(ox + (peak_x + 0.5) * sx)), int(round(oy + (peak_y + 0.5) * sy))],
     }
 
 

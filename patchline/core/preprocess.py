@@ -52,8 +52,11 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
 
 
-def resized_shape(h: int, w: int, resize: int) -> tuple[int, int]:
-    """(height, width) after scaling an h × w image so its shorter side is `resize` pixels."""
+def resized_shape(h: int, w: int, resize: int, resize_type: str = "short_side") -> tuple[int, int]:
+    """(height, width) after resizing an h × w image: its shorter side to `resize` pixels, aspect
+    kept ("short_side"), or both sides to `resize` ("stretch")."""
+    if resize_type == "stretch":
+        return resize, resize
     scale = resize / min(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
 
@@ -63,8 +66,14 @@ def resize_shorter_side(image: np.ndarray, resize: int) -> np.ndarray:
 
     Shrinking uses area interpolation (no aliasing), enlarging uses bilinear.
     """
+    return resize_image(image, resize, "short_side")
+
+
+def resize_image(image: np.ndarray, resize: int, resize_type: str = "short_side") -> np.ndarray:
+    """(H, W) or (H, W, C) resized as `resized_shape` says; area interpolation when the shorter
+    side shrinks, bilinear when it grows."""
     h, w = image.shape[:2]
-    new_h, new_w = resized_shape(h, w, resize)
+    new_h, new_w = resized_shape(h, w, resize, resize_type)
     if (new_h, new_w) == (h, w):
         return image
     interpolation = cv2.INTER_AREA if resize < min(h, w) else cv2.INTER_LINEAR
@@ -103,22 +112,25 @@ def normalize(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def preprocess(image: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
+def preprocess(image: np.ndarray, resize: int, imagesize: int, resize_type: str = "short_side") -> np.ndarray:
     """(H, W) or (H, W, 3) uint8 → (3, imagesize, imagesize) float32 network input."""
-    return normalize(center_crop(resize_shorter_side(check_pixels(image), resize), imagesize))
+    return normalize(center_crop(resize_image(check_pixels(image), resize, resize_type), imagesize))
 
 
-def crop_box(frame_shape: tuple[int, int], resize: int, imagesize: int) -> tuple[float, float, float]:
-    """Where the crop sits in the original frame: (x0, y0, scale) with frame = crop * scale + offset.
+def crop_box(frame_shape: tuple[int, int], resize: int, imagesize: int,
+             resize_type: str = "short_side") -> tuple[float, float, float, float]:
+    """Where the crop sits in the original frame: (x0, y0, sx, sy) with frame x = x0 + crop x * sx
+    and frame y = y0 + crop y * sy.
 
     Takes the frame's (H, W); returns the crop's top-left corner in frame pixels and the frame
-    pixels per crop pixel, so anomaly-map coordinates can be reported in frame pixels.
+    pixels per crop pixel along x and y (equal unless a non-square frame was stretched), so
+    anomaly-map coordinates can be reported in frame pixels.
     """
     h, w = frame_shape
-    new_h, new_w = resized_shape(h, w, resize)
+    new_h, new_w = resized_shape(h, w, resize, resize_type)
     left, top = (new_w - imagesize) // 2, (new_h - imagesize) // 2
-    sx = w / new_w
-    return left * sx, top * (h / new_h), sx
+    sx, sy = w / new_w, h / new_h
+    return left * sx, top * sy, sx, sy
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -127,10 +139,10 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def mask_to_crop(mask: np.ndarray, resize: int, imagesize: int) -> np.ndarray:
+def mask_to_crop(mask: np.ndarray, resize: int, imagesize: int, resize_type: str = "short_side") -> np.ndarray:
     """(H, W) ground-truth mask → (imagesize, imagesize) bool, resized and cropped like the image."""
     h, w = mask.shape[:2]
-    new_h, new_w = resized_shape(h, w, resize)
+    new_h, new_w = resized_shape(h, w, resize, resize_type)
     resized = cv2.resize(mask.astype(np.uint8), (new_w, new_h), interpolation=cv2.INTER_NEAREST)
     return center_crop(resized[:, :, None], imagesize)[:, :, 0] > 0
 

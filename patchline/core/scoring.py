@@ -74,10 +74,10 @@ class Verdict:
 
 
 def judge(patch_scores: np.ndarray, aggregation: str, threshold: float, pixel_threshold: float | None,
-          imagesize: int, crop_origin: tuple[float, float, float]) -> Verdict:
+          imagesize: int, crop_origin: tuple[float, float, float, float]) -> Verdict:
     """Judge one image from its (h, w) float32 patch scores against a bank's calibrated rule.
 
-    crop_origin: (x0, y0, scale) from `preprocess.crop_box`, so the region is in frame pixels.
+    crop_origin: (x0, y0, sx, sy) from `preprocess.crop_box`, so the region is in frame pixels.
     The anomaly map is computed only for defects (it serves the alarm's region); region is
     {"bbox": [x0, y0, x1, y1], "area": frame pixels} or None for a good image.
     """

@@ -15,7 +15,7 @@ import numpy as np
 from patchline.bank.store import Bank
 from patchline.core.anomaly_map import anomaly_map, overlay
 from patchline.core.metrics import auroc, pro_score
-from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_shorter_side, to_rgb
+from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_image, to_rgb
 from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
 from patchline.data.datasets import MvtecCategory
 from patchline.extractors.embeddings import Extractor, as_image, score_images
@@ -59,7 +59,7 @@ def evaluate_category(
     masks = np.zeros(maps.shape, dtype=bool)
     for i, sample in enumerate(samples):
         if sample.mask_path is not None:
-            masks[i] = mask_to_crop(load_mask(sample.mask_path), settings.resize, settings.imagesize)
+            masks[i] = mask_to_crop(load_mask(sample.mask_path), settings.resize, settings.imagesize, settings.resize_type)
     has_pixel_truth = masks.any()
 
     cat_dir = Path(out_dir) / category.name
@@ -72,7 +72,8 @@ def evaluate_category(
                              *(f"{image_scores[a][i]:.9g}" for a in image_scores)])
     vmin, vmax = float(np.quantile(maps, 0.01)), float(np.quantile(maps, 0.999))
     for i in _overlay_sample(labels, n_overlays):
-        crop = to_rgb(center_crop(resize_shorter_side(as_image(paths[i]), settings.resize), settings.imagesize))
+        crop = to_rgb(center_crop(resize_image(as_image(paths[i]), settings.resize, settings.resize_type),
+                                   settings.imagesize))
         picture = overlay(crop, maps[i], vmin, vmax)
         if masks[i].any():
             contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -54,7 +54,7 @@ def iter_embeddings(
     try:
         for start in range(0, len(items), settings.batch_size):
             chunk = items[start : start + settings.batch_size]
-            batch = np.stack([preprocess(as_image(i), settings.resize, settings.imagesize) for i in chunk])
+            batch = np.stack([preprocess(as_image(i), settings.resize, settings.imagesize, settings.resize_type) for i in chunk])
             yield start, embed_images(batch, extractor, settings)
             bar.update(len(chunk))
     finally:

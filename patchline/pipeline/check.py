@@ -46,6 +46,8 @@ def _describe(el: ElementConfig, element) -> str:
     if el.factory in ("mxpi_imagedecoder", "mxpi_videodecoder"):
         return "encoded frame → (H, W, 3) uint8 RGB, (H, W) for gray"
     if el.factory == "mxpi_imageresize":
+        if element.resize_type == "stretch":
+            return f"stretched to {element.resize} × {element.resize} px"
         return f"shorter side → {element.resize} px, aspect kept"
     if el.factory in ("mxpi_imagecrop", "mxpi_opencvcentercrop"):
         return f"centre crop → ({element.size}, {element.size}) pixels"
@@ -106,18 +108,20 @@ def check_stream(cfg: StreamConfig, path: str, options: Mapping) -> StreamCheck:
         for name in cfg.order:
             el = cfg.elements[name]
             if name in cfg.sources:
-                result.graph.append(f"{name} ({el.factory}): {_describe(el, None)} → {_targets(el)}")
                 continue
             try:
-                element = built[name] = el.cls(name, el.parsed, context)
+                built[name] = el.cls(name, el.parsed, context)
             except PatchlineError as exc:
                 message = f"{where}, element '{name}': {exc}"
                 if el.factory == "mxpi_classpostprocessor":
                     message += f" (the stream's models: {', '.join(_model_paths(cfg)) or 'none'})"
                 result.problems.append(message)
                 break  # later elements rely on what this one would have told them
-            result.graph.append(f"{name} ({el.factory}): {_describe(el, element)}" +
-                                (f" → {_targets(el)}" if el.next else ""))
+        for name in cfg.order:  # described once all are built: a later element may complete an earlier one
+            el = cfg.elements[name]
+            if name in cfg.sources or name in built:
+                result.graph.append(f"{name} ({el.factory}): {_describe(el, built.get(name))}"
+                                    + (f" → {_targets(el)}" if el.next else ""))
         result.problems.extend(_check_model_inputs(cfg, built, where))
     finally:
         for element in built.values():

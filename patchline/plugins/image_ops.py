@@ -1,7 +1,7 @@
 """Image elements: decode, resize, crop, normalize — each a thin wrapper over `patchline.core.preprocess`.
 
 They call the same functions training uses, so a frame reaches the model exactly as a training
-image did: `resize_shorter_side` → `center_crop` → `normalize`.
+image did: `resize_image` → `center_crop` → `normalize`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from patchline.core.preprocess import (
     center_crop,
     decode_image,
     normalize,
-    resize_shorter_side,
+    resize_image,
 )
 from patchline.pipeline.elements import (
     Element,
@@ -28,7 +28,8 @@ from patchline.pipeline.elements import (
 )
 
 SHORT_SIDE = "Resizer_KeepAspectRatio_Short"
-RESIZE_TYPES = ("Resizer_Stretch", "Resizer_KeepAspectRatio_Fit", "Resizer_KeepAspectRatio_Long", SHORT_SIDE,
+STRETCH = "Resizer_Stretch"
+RESIZE_TYPES = (STRETCH, "Resizer_KeepAspectRatio_Fit", "Resizer_KeepAspectRatio_Long", SHORT_SIDE,
                 "Resizer_KeepAspectRatio_FastRCNN", "Resizer_OnlyPadding", "Resizer_Rescale",
                 "Resizer_Rescale_Double", "Resizer_MS_Yolov4", "Resizer_PaddleOCR")
 
@@ -75,16 +76,20 @@ class VideoDecoder(Element):
 
 
 class ImageResize(Element):
-    """Shorter side to `scaleValue` pixels, aspect kept: `preprocess.resize_shorter_side` exactly.
+    """The training resize, as MindX names it (`preprocess.resize_image` exactly):
 
-    MindX's `Resizer_KeepAspectRatio_Short` means just that ("the shortest edge is set to
-    scaleValue"), so the same file does the same on an Ascend box. resizeHeight / resizeWidth
-    belong to the other resize types, which would not reproduce how banks are trained.
+    - Resizer_KeepAspectRatio_Short: the shorter side to `scaleValue` pixels, aspect kept (a line
+      with resize_type short_side; "the shortest edge is set to scaleValue" in MindX too);
+    - Resizer_Stretch (MindX's default): to resizeHeight × resizeWidth, aspect not kept (a line
+      with resize_type stretch; lines stretch to a square). Omitted sizes come from the crop after
+      it, else from the model's input, as the SDK takes them from the model.
+
+    Other MindX resize types pad or keep the longer side, which no line is trained with: refused.
     """
 
     FACTORY = "mxpi_imageresize"
     PROPS = {
-        "resizeType": Prop(required=True, parse=one_of(*RESIZE_TYPES), help=SHORT_SIDE),
+        "resizeType": Prop(default=STRETCH, parse=one_of(*RESIZE_TYPES), help=f"{SHORT_SIDE} or {STRETCH}"),
         "scaleValue": Prop(parse=positive_int, help="the shorter side after resizing, in pixels"),
         "resizeHeight": Prop(parse=positive_int),
         "resizeWidth": Prop(parse=positive_int),
@@ -95,27 +100,44 @@ class ImageResize(Element):
     @classmethod
     def validate(cls, props, where: Where, options) -> dict:
         parsed = validate_props(cls.PROPS, props, where)
-        if parsed["resizeType"] != SHORT_SIDE:
-            raise where.error(
-                f"{parsed['resizeType']} would not reproduce the training resize; use {SHORT_SIDE} with "
-                f"scaleValue set to the line's resize (shorter side in pixels).", "resizeType")
-        for extra in ("resizeHeight", "resizeWidth"):
-            if parsed[extra] is not None:
-                raise where.error(
-                    f"is ignored by {SHORT_SIDE} (MindX reads the shorter side from scaleValue); "
-                    f"remove it and set scaleValue.", extra)
-        if parsed["scaleValue"] is None:
-            raise where.error(f"is required with {SHORT_SIDE}: the shorter side after resizing, in pixels.",
-                              "scaleValue")
+        kind = parsed["resizeType"]
+        if kind == SHORT_SIDE:
+            for extra in ("resizeHeight", "resizeWidth"):
+                if parsed[extra] is not None:
+                    raise where.error(f"is ignored by {SHORT_SIDE} (MindX reads the shorter side from scaleValue); "
+                                      f"remove it and set scaleValue.", extra)
+            if parsed["scaleValue"] is None:
+                raise where.error(f"is required with {SHORT_SIDE}: the shorter side after resizing, in pixels.",
+                                  "scaleValue")
+        elif kind == STRETCH:
+            if parsed["scaleValue"] is not None:
+                raise where.error(f"is not read by {STRETCH} (it stretches to resizeHeight × resizeWidth); remove it, "
+                                  f"or set resizeType to {SHORT_SIDE}.", "scaleValue")
+            height, width = parsed["resizeHeight"], parsed["resizeWidth"]
+            if (height is None) != (width is None) or (height is not None and height != width):
+                raise where.error(f"{STRETCH} here stretches to a square, as lines are trained: set resizeHeight and "
+                                  f"resizeWidth to the same size (or omit both to take the model's input size).",
+                                  "resizeWidth" if height is not None else "resizeHeight")
+        else:
+            raise where.error(f"{kind} would not reproduce the training resize; use {SHORT_SIDE} (scaleValue: the "
+                              f"shorter side) or {STRETCH} (resizeHeight = resizeWidth).", "resizeType")
         return parsed
 
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
-        self.resize = props["scaleValue"]
+        self.resize_type = "short_side" if props["resizeType"] == SHORT_SIDE else "stretch"
+        self.resize = props["scaleValue"] if self.resize_type == "short_side" else props["resizeHeight"]
+        context.facts["resize_type"] = self.resize_type
         context.facts["resize"] = self.resize
+        if self.resize is None:  # the crop after it, or the model, says the size
+            context.facts["size_from_model"] = self.take_size
+
+    def take_size(self, size: int) -> None:
+        """Stretch to size × size (the crop's or the model's input size, when the file omits it)."""
+        self.resize = self.context.facts["resize"] = int(size)
 
     def process(self, frame):
-        frame.image = resize_shorter_side(frame.image, self.resize)
+        frame.image = resize_image(frame.image, self.resize, self.resize_type)
         return frame
 
 
@@ -141,6 +163,9 @@ class ImageCrop(Element):
         super().__init__(name, props, context)
         self.size = props["cropHeight"]
         context.facts["imagesize"] = self.size
+        take_size = context.facts.pop("size_from_model", None)
+        if take_size is not None:  # a stretch without sizes: stretch to the crop, as the SDK would to the model
+            take_size(self.size)
 
     def process(self, frame):
         frame.image = center_crop(frame.image, self.size)

@@ -51,7 +51,7 @@ class PatchCorePostProcess:
         self.line = check_name(context.options.get("line") or props["line"], "line")
         root = Path(context.options.get("banks_root") or props.get("banks") or banks_root())
         facts = context.facts
-        expected = {k: facts.get(k) for k in ("backbone", "resize", "imagesize")}
+        expected = {k: facts.get(k) for k in ("backbone", "resize_type", "resize", "imagesize")}
         self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),
                                       props.get("bankCheckInterval") or 0.5)
         self.live.listeners.append(context.on_bank)
@@ -120,7 +120,7 @@ class PatchCorePostProcess:
         patch_scores = state.patch_scores(embeddings, m.aggregation, m.threshold, m.pixel_threshold)
         t2 = time.perf_counter()
         verdicts = [judge(scores, m.aggregation, m.threshold, m.pixel_threshold, m.imagesize,
-                          crop_box(frame.frame_shape, m.resize, m.imagesize)) for frame, scores in zip(frames, patch_scores)]
+                          crop_box(frame.frame_shape, m.resize, m.imagesize, m.resize_type)) for frame, scores in zip(frames, patch_scores)]
         t3 = time.perf_counter()
         with self._stage_lock:  # two workers add to the same totals
             spent = self.stage_seconds

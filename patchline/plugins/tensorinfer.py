@@ -58,6 +58,11 @@ class TensorInfer(Element):
                 raise PatchlineError(f"model {props['modelPath']} is for backbone {named['backbone']} but an "
                                      f"earlier model of this stream is for {facts['backbone']}.")
         size = model_input.shape[2] if len(model_input.shape) == 4 else None
+        if self.input_name == "image" and isinstance(size, int):
+            take_size = facts.pop("size_from_model", None)
+            if take_size is not None:  # a stretch without sizes and no crop: stretch to the model's input
+                take_size(size)
+                facts.setdefault("imagesize", size)
         if self.input_name == "image" and isinstance(size, int) and facts.get("imagesize") not in (None, size):
             raise PatchlineError(f"model {props['modelPath']} takes {size}-pixel images but the crop makes "
                                  f"{facts['imagesize']}-pixel ones.")
