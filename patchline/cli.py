@@ -192,7 +192,7 @@ def cmd_check(args) -> int:
     from patchline.errors import ConfigErrors
     from patchline.pipeline.check import check_pipeline, report
 
-    graph, problems = report(check_pipeline(args.pipeline, args.line, args.banks, args.allow_plugin))
+    graph, problems = report(*check_pipeline(args.pipeline, args.line, args.banks, args.allow_plugin))
     print(graph)
     if problems:
         raise ConfigErrors(problems)

@@ -16,7 +16,8 @@ def sdk_stream(**changes) -> dict:
     stream = {
         "stream_config": {"deviceId": "0"},
         "appsrc0": {"props": {"blocksize": "409600"}, "factory": "appsrc", "next": "mxpi_imagedecoder0"},
-        "mxpi_imagedecoder0": {"props": {"handleMethod": "opencv"}, "factory": "mxpi_imagedecoder",
+        "mxpi_imagedecoder0": {"props": {"handleMethod": "opencv", "outputDataFormat": "RGB"},
+                               "factory": "mxpi_imagedecoder",
                                "next": "mxpi_imageresize0"},
         "mxpi_imageresize0": {"props": {"handleMethod": "opencv", "resizeType": "Resizer_KeepAspectRatio_Short",
                                         "scaleValue": "256"},
@@ -99,3 +100,38 @@ def test_a_plain_sdk_resize_stretches_to_the_crop_or_the_model_size():
     assert element.resize is None and context.facts["resize_type"] == "stretch"
     ImageCrop("mxpi_imagecrop0", parsed["mxpi_imagecrop0"].parsed, context)
     assert element.resize == 224 and context.facts["resize"] == 224  # the crop after it said the size
+
+
+def test_props_without_effect_here_are_accepted_and_listed_once(caplog):
+    stream = sdk_stream(mxpi_tensorinfer0={"deviceId": "0", "waitingTime": "5"},
+                        mxpi_imageresize0={"deviceId": "0"})
+    with caplog.at_level("WARNING", logger="patchline.pipeline.config"):
+        config = parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1  # one warning for the whole file, naming every such prop
+    assert "element 'mxpi_tensorinfer0': deviceId" in warnings[0] and "waitingTime" in warnings[0]
+    assert "element 'mxpi_imageresize0': deviceId" in warnings[0] and "blocksize" in warnings[0]
+    assert len(config.ignored) == 4  # appsrc0, appsink0 (blocksize), the resize, the model
+    stream["mxpi_imagecrop0"]["props"]["status"] = "2"  # a common prop still has its values checked
+    with pytest.raises(ConfigError, match="prop 'status'"):
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+
+
+@pytest.mark.parametrize("element, props, prop, words", [
+    ("mxpi_imagedecoder0", {"outputDataFormat": None}, "outputDataFormat", "MindX then decodes to BGR"),
+    ("mxpi_imagedecoder0", {"outputDataFormat": "BGR"}, "outputDataFormat", "trained on RGB"),
+    ("mxpi_imagenormalize0", {"alpha": None}, "alpha", "MindX then uses 0,0,0"),
+    ("mxpi_imagenormalize0", {"beta": None}, "beta", "MindX then uses 1,1,1"),
+    ("mxpi_imagenormalize0", {"format": "BGR888"}, "format", "bad value 'BGR888'"),
+])
+def test_sdk_defaults_that_would_feed_the_models_wrong_pixels_are_refused_naming_them(element, props, prop, words):
+    # left out, these props take MindX's defaults, which would not give the backbones their input
+    stream = sdk_stream()
+    for key, value in props.items():
+        if value is None:
+            stream[element]["props"].pop(key, None)
+        else:
+            stream[element]["props"][key] = value
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    assert f"element '{element}', prop '{prop}'" in str(info.value) and words in str(info.value)

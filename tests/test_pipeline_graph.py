@@ -52,7 +52,8 @@ def test_tee_skipframe_and_a_broken_frame(tmp_path):
     write_frames(tmp_path / "frames", 8, broken=3)
     data = {"s": {
         "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
-        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "next": "mxpi_skipframe0"},
+        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
+                               "next": "mxpi_skipframe0"},
         "mxpi_skipframe0": {"factory": "mxpi_skipframe", "props": {"frameNum": "1"}, "next": "tee0"},
         "tee0": {"factory": "tee", "next": ["appsink0", "queue0"]},
         "queue0": {"factory": "queue", "props": {"max-size-buffers": "2"}, "next": "appsink1"},
@@ -123,7 +124,8 @@ def test_two_workers_of_an_element_keep_the_frames_in_order(tmp_path, monkeypatc
     monkeypatch.setattr(ImageDecoder, "workers", 2)
     monkeypatch.setattr(ImageDecoder, "process", slow_first)
     data = {"s": {"appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
-                  "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "next": "appsink0"},
+                  "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
+                                         "next": "appsink0"},
                   "appsink0": {"factory": "appsink"}}}
     results = []
     manager = StreamManager(parse_pipeline(data, "t.pipeline"), str(tmp_path / "frames"), on_result=results.append)

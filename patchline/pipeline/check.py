@@ -137,20 +137,22 @@ def _targets(el: ElementConfig) -> str:
 
 
 def check_pipeline(path: str | Path, line: str | None = None, banks_root: str | Path | None = None,
-                   allow_plugins: Iterable[str] = ()) -> list[StreamCheck]:
-    """Every stream of the file checked (see module doc). A file that does not load raises
-    ConfigErrors listing all its problems; build problems are in each StreamCheck.problems."""
+                   allow_plugins: Iterable[str] = ()) -> tuple[list[StreamCheck], list[str]]:
+    """Every stream of the file checked (see module doc), and the props the file gives that have no
+    effect here. A file that does not load raises ConfigErrors listing all its problems; build
+    problems are in each StreamCheck.problems."""
     config = load_pipeline(path, allow_plugins)
     options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": 1,
                "model_workers": 1}
-    return [check_stream(cfg, str(config.path), options) for cfg in config.streams.values()]
+    return [check_stream(cfg, str(config.path), options) for cfg in config.streams.values()], config.ignored
 
 
-def report(checks: list[StreamCheck]) -> tuple[str, list[str]]:
-    """(the graphs as text, every problem)."""
+def report(checks: list[StreamCheck], ignored: list[str] = ()) -> tuple[str, list[str]]:
+    """(the graphs and the props without effect as text, every problem)."""
     lines = []
     for check in checks:
         lines.append(f"stream {check.name}")
         lines += [f"  {line}" for line in check.graph]
+    lines += [f"note: no effect here: {note}" for note in ignored]
     return "\n".join(lines), [p for c in checks for p in c.problems]
 

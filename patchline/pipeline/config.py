@@ -12,15 +12,17 @@ element and the prop; loading collects all of them and raises them together (Con
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from patchline.errors import ConfigError, ConfigErrors, problems_of
-from patchline.pipeline.elements import Where
+from patchline.pipeline.elements import COMMON_PROPS, Where, validate_props
 from patchline.pipeline.factories import FACTORIES, element_class
 
+log = logging.getLogger(__name__)
 ELEMENT_KEYS = ("factory", "props", "next", "nextMeta")
 SOURCE_NAME = re.compile(r"^appsrc[0-9]+$")
 SINK_NAME = re.compile(r"^appsink[0-9]+$")
@@ -48,6 +50,7 @@ class ElementConfig:
     cls: type
     next: tuple[Link, ...] = ()
     next_meta: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # props given that have no effect here (MindX compatibility)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class PipelineConfig:
 
     path: Path
     streams: dict[str, StreamConfig]
+    ignored: list[str] = field(default_factory=list)  # "stream 's', element 'e': prop (why)", one per element
 
 
 def _names(value: Any, where: Where, key: str) -> list[str]:
@@ -273,7 +277,7 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path_text} must hold a JSON object with one entry per stream.")
     options = {"allow_plugins": tuple(allow_plugins), "check_files": check_files}
-    streams, problems = {}, []
+    streams, problems, ignored = {}, [], []
     for stream, body in data.items():
         if not isinstance(body, dict):
             problems.append(f"{path_text}: stream '{stream}' must be an object of elements.")
@@ -292,10 +296,20 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
                 problems.extend(problems_of(exc))
                 broken = True  # its links are unknown: the graph checks would only add noise
                 continue
+            common = {k: v for k, v in el.props.items()
+                      if el.factory.startswith("mxpi_") and k in COMMON_PROPS and k not in el.cls.PROPS}
+            own = {k: v for k, v in el.props.items() if k not in common}
             try:
-                el.parsed = el.cls.validate(el.props, where, options)
+                validate_props({k: COMMON_PROPS[k] for k in common}, common, where)
+                el.parsed = el.cls.validate(own, where, options)
             except ConfigError as exc:
                 problems.extend(problems_of(exc))
+            schema = {**el.cls.PROPS, **COMMON_PROPS}
+            el.ignored = tuple(k for k in el.props if k in schema and schema[k].ignored  # given, not as patchline does
+                               and (k in common or k in el.cls.PROPS) and el.props[k] != schema[k].default)
+            if el.ignored:
+                ignored.append(f"stream '{stream}', element '{name}': "
+                               + ", ".join(f"{k} ({schema[k].ignored})" for k in el.ignored))
             elements[name] = el
         if not elements and not broken:
             problems.append(f"{path_text}: stream '{stream}' has no elements.")
@@ -311,7 +325,10 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
         streams[stream] = StreamConfig(stream, dict(stream_config), elements, order, sources[0], upstream, sources)
     if problems:
         raise ConfigErrors(problems)
-    return PipelineConfig(Path(path), streams)
+    if ignored:
+        log.warning("%s: props kept for MindX compatibility that have no effect here — %s", path_text,
+                    "; ".join(ignored))
+    return PipelineConfig(Path(path), streams, ignored)
 
 
 def load_pipeline(path: str | Path, allow_plugins: Iterable[str] = (), check_files: bool = True) -> PipelineConfig:

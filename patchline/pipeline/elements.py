@@ -23,6 +23,10 @@ class Prop:
     default: str | None = None
     parse: Callable[[str], Any] = str
     help: str = ""
+    ignored: str = ""  # why it has no effect here (accepted for MindX files; a value other than the
+    # default is listed as a warning at load)
+
+
 
 
 def positive_int(text: str) -> int:
@@ -52,6 +56,14 @@ def one_of(*choices: str) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return text
     return parse
+
+
+# Props every MindX plugin has (its plugin reference, "common properties"); patchline checks their
+# values and lists them as without effect: there is one device, and every element runs in its thread.
+COMMON_PROPS = {
+    "status": Prop(parse=one_of("0", "1"), ignored="every element runs in its own thread"),
+    "deviceId": Prop(parse=non_negative_int, ignored="there is no accelerator device; ONNX Runtime runs on the CPU"),
+}
 
 
 def float_list(n: int) -> Callable[[str], tuple[float, ...]]:

@@ -66,7 +66,8 @@ class ParallelToSerial(Element):
         "dataSource": Prop(parse=name_list, help="upstream element names, comma-separated"),
         "status": Prop(default="0", parse=one_of("0"),
                        help="0 (asynchronous: each frame on as it arrives; the synchronous mode 1 is not implemented)"),
-        "removeParentData": Prop(default="0", parse=one_of("0", "1")),
+        "removeParentData": Prop(default="0", parse=one_of("0", "1"),
+                                 ignored="a frame's earlier outputs are dropped with the frame anyway"),
     }
     inputs = None  # any number of input links
 
@@ -92,7 +93,7 @@ class Distributor(Element):
         "channelIds": Prop(parse=name_list, help="channel ids, comma-separated, one per `next` link, e.g. 0,1"),
         "classIds": Prop(help="not implemented: patchline distributes by channelIds"),
         "distributeAll": Prop(default="no", parse=one_of("no")),
-        "dataSource": Prop(),
+        "dataSource": Prop(ignored="frames are routed by their channel"),
     }
     fans_out = True
 

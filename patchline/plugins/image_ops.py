@@ -45,14 +45,30 @@ def _decode(frame) -> None:
 
 class ImageDecoder(Element):
     """Encoded bytes (PNG, JPEG, BMP, TIFF) → (H, W, 3) uint8 RGB, or (H, W) uint8 for a gray file
-    (`decode_image`: the normalize step replicates it, as for training); decoded frames pass through."""
+    (`decode_image`: the normalize step replicates it, as for training); decoded frames pass through.
+
+    MindX decodes to BGR unless outputDataFormat says RGB; the backbones were trained on RGB, so a
+    file that leaves it out (or asks for BGR) is refused rather than fed colours swapped.
+    """
 
     FACTORY = "mxpi_imagedecoder"
     PROPS = {
-        "handleMethod": Prop(default="opencv", parse=one_of("opencv", "ascend")),
-        "outputDataFormat": Prop(default="RGB", parse=one_of("RGB"), help="RGB (the backbones take RGB)"),
-        "deviceId": Prop(parse=non_negative_int),
+        "handleMethod": Prop(default="opencv", parse=one_of("", "opencv", "ascend"),
+                             ignored="frames are decoded with OpenCV on the CPU (no DVPP here)"),
+        "outputDataFormat": Prop(default="BGR", parse=one_of("RGB", "BGR"), help="RGB (the backbones take RGB)"),
+        "imageFormat": Prop(default="jpg", ignored="the format is read from the bytes (PNG, JPEG, BMP, TIFF)"),
+        "dataType": Prop(default="uint8", parse=one_of("uint8")),
+        "formatAdaptation": Prop(default="off", parse=one_of("off", "on"), ignored="frames keep their size"),
+        "deviceId": Prop(parse=non_negative_int, ignored="decoding runs on the CPU"),
     }
+
+    @classmethod
+    def validate(cls, props, where: Where, options) -> dict:
+        parsed = validate_props(cls.PROPS, props, where)
+        if parsed["outputDataFormat"] != "RGB":
+            given = "is BGR" if "outputDataFormat" in props else "is not set, and MindX then decodes to BGR"
+            raise where.error(f"{given}; the backbones were trained on RGB images: set it to RGB.", "outputDataFormat")
+        return parsed
 
     def process(self, frame):
         _decode(frame)
@@ -64,10 +80,12 @@ class VideoDecoder(Element):
 
     FACTORY = "mxpi_videodecoder"
     PROPS = {
-        "inputVideoFormat": Prop(default="H264", parse=one_of("H264", "H265")),
-        "outputImageFormat": Prop(default="YUV420SP_NV12", parse=one_of("YUV420SP_NV12", "YUV420SP_NV21", "RGB")),
-        "vdecChannelId": Prop(parse=non_negative_int),
-        "deviceId": Prop(parse=non_negative_int),
+        "inputVideoFormat": Prop(default="H264", parse=one_of("H264", "H265"),
+                                 ignored="the RTSP source decodes whatever the camera sends"),
+        "outputImageFormat": Prop(default="YUV420SP_NV12", parse=one_of("YUV420SP_NV12", "YUV420SP_NV21", "RGB"),
+                                  ignored="frames leave the RTSP source as RGB"),
+        "vdecChannelId": Prop(parse=non_negative_int, ignored="there are no hardware decoder channels"),
+        "deviceId": Prop(parse=non_negative_int, ignored="decoding runs on the CPU"),
     }
 
     def process(self, frame):
@@ -186,16 +204,18 @@ class OpencvCenterCrop(ImageCrop):
 class ImageNormalize(Element):
     """(S, S, 3) uint8 RGB → (3, S, S) float32 with ImageNet mean / std — `preprocess.normalize`.
 
-    alpha / beta (MindX: out = (pixel − alpha) / beta, per RGB channel in 0..255 units) may be
-    written out but must be ImageNet's, the statistics every backbone here was trained with.
+    MindX computes out = (pixel − alpha) / beta per channel in 0..255 units, with alpha 0,0,0 and
+    beta 1,1,1 (no normalisation) when they are left out. The backbones need ImageNet's statistics,
+    so both must be written out as ImageNet's; anything else is refused naming the prop.
     """
 
     FACTORY = "mxpi_imagenormalize"
     PROPS = {
-        "alpha": Prop(parse=float_list(3), help="ImageNet mean 123.675,116.28,103.53"),
-        "beta": Prop(parse=float_list(3), help="ImageNet std 58.395,57.12,57.375"),
-        "dataType": Prop(default="FLOAT32", parse=one_of("FLOAT32")),
-        "format": Prop(default="RGB", parse=one_of("RGB")),
+        "alpha": Prop(default="0,0,0", parse=float_list(3), help="ImageNet mean 123.675,116.28,103.53"),
+        "beta": Prop(default="1,1,1", parse=float_list(3), help="ImageNet std 58.395,57.12,57.375"),
+        "dataType": Prop(default="auto", parse=one_of("FLOAT32", "auto")),
+        "format": Prop(default="auto", parse=one_of("RGB888", "RGB", "auto"), help="RGB888 or auto (as decoded: RGB)"),
+        "processType": Prop(default="1", parse=one_of("1"), help="1 (standardisation: (x − alpha) / beta)"),
         "dataSource": Prop(),
     }
 
@@ -203,9 +223,11 @@ class ImageNormalize(Element):
     def validate(cls, props, where: Where, options) -> dict:
         parsed = validate_props(cls.PROPS, props, where)
         for prop, expected in (("alpha", IMAGENET_MEAN * 255.0), ("beta", IMAGENET_STD * 255.0)):
-            if parsed[prop] is not None and not np.allclose(parsed[prop], expected, atol=1e-3):
+            if not np.allclose(parsed[prop], expected, atol=1e-3):
                 want = ",".join(f"{v:g}" for v in expected)
-                raise where.error(f"must be ImageNet's {want} (the backbones' input statistics).", prop)
+                given = f"is {props[prop]}" if prop in props else \
+                    f"is not set, and MindX then uses {cls.PROPS[prop].default} (no normalisation)"
+                raise where.error(f"{given}; it must be ImageNet's {want} (the backbones' input statistics).", prop)
         return parsed
 
     def process(self, frame):

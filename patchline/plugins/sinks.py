@@ -37,7 +37,7 @@ class AppSink(Element):
     """Hands each frame's result to the host (`context.on_result`), as a MindX host's GetResult would."""
 
     FACTORY = "appsink"
-    PROPS = {"blocksize": Prop(parse=positive_int)}
+    PROPS = {"blocksize": Prop(parse=positive_int, ignored="results are handed over whole")}
     handles_errors = True
 
     def process(self, frame):

@@ -25,7 +25,7 @@ class AppSrc(Element):
     camera, so a stream that still reads it at run time has nothing to read."""
 
     FACTORY = "appsrc"
-    PROPS = {"blocksize": Prop(parse=positive_int)}
+    PROPS = {"blocksize": Prop(parse=positive_int, ignored="frames are read whole")}
     is_source = True
 
     @property

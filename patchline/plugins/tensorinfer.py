@@ -24,11 +24,12 @@ class TensorInfer(Element):
     PROPS = {
         "modelPath": Prop(required=True, help="the exported model, e.g. models/<backbone>_<imagesize>_layer2.onnx"),
         "dataSource": Prop(),
-        "deviceId": Prop(parse=non_negative_int),
-        "outputDeviceId": Prop(),
-        "waitingTime": Prop(parse=non_negative_int),
+        "deviceId": Prop(parse=non_negative_int, ignored="ONNX Runtime runs on the CPU"),
+        "outputDeviceId": Prop(ignored="outputs stay in host memory"),
+        "waitingTime": Prop(parse=non_negative_int, ignored="a batch takes the frames already waiting, never waits"),
         "singleBatchInfer": Prop(parse=one_of("0", "1")),
-        "dynamicStrategy": Prop(parse=one_of("Nearest", "Upper", "Lower")),
+        "dynamicStrategy": Prop(parse=one_of("Nearest", "Upper", "Lower"),
+                                ignored="the exported models take any batch size"),
     }
 
     @classmethod
