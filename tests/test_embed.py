@@ -51,3 +51,18 @@ def test_layer3_alone_uses_its_own_grid():
     out = embed({"layer3": x}, ("layer3",), patchsize=3)
     assert out.shape == (1, 6, 6, 4)
     assert out[0, 3, 3, 0] == pytest.approx(1.0) and out[0, 0, 0, 0] == pytest.approx(4 / 9)
+
+
+@pytest.mark.parametrize("c2, c3, h2, h3, patchsize", [(40, 112, 35, 18, 3), (520, 1030, 28, 14, 5), (3, 1, 9, 5, 1)])
+def test_embed_matches_torch_for_odd_grids_many_channels_and_other_patch_sizes(c2, c3, h2, h3, patchsize):
+    # 280-px crops give a 35 × 35 layer2 grid and an 18 × 18 layer3 one; wide backbones give more
+    # channels than OpenCV filters take at once (512)
+    rng = np.random.default_rng(4)
+    features = {"layer2": rng.normal(size=(2, c2, h2, h2)).astype(np.float32),
+                "layer3": rng.normal(size=(2, c3, h3, h3)).astype(np.float32)}
+    pad = patchsize // 2
+    l2 = F.avg_pool2d(torch.from_numpy(features["layer2"]), patchsize, 1, pad, count_include_pad=True)
+    l3 = F.interpolate(F.avg_pool2d(torch.from_numpy(features["layer3"]), patchsize, 1, pad, count_include_pad=True),
+                       size=(h2, h2), mode="bilinear", align_corners=False)
+    ref = torch.cat([l2, l3], dim=1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(embed(features, ("layer2", "layer3"), patchsize=patchsize), ref, atol=1e-5)
