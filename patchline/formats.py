@@ -6,7 +6,6 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_SECRET_QUERY_KEYS = {"password", "pass", "pwd", "passwd", "token", "key", "secret", "auth"}
 
 
 def iso_utc(timestamp: float | None = None) -> str:
@@ -17,7 +16,8 @@ def iso_utc(timestamp: float | None = None) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """`url` without user name, password or secret-looking query values (for logs and payloads)."""
+    """`url` without user name, password or any query value (keys kept), for logs and payloads:
+    cameras put secrets under any key (access_token, sig, …), so no value is trusted."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -25,7 +25,6 @@ def redacted_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = parts.query
     if query:
-        pairs = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v)
-                 for k, v in parse_qsl(query, keep_blank_values=True)]
+        pairs = [(k, "***") for k, _ in parse_qsl(query, keep_blank_values=True)]
         query = urlencode(pairs, safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -52,7 +52,10 @@ def take(gen, n, timeout=15.0):
 
 def test_redacted_url():
     assert redacted_url("rtsp://admin:pa55@10.0.0.5:554/Streaming/101") == "rtsp://10.0.0.5:554/Streaming/101"
-    assert redacted_url("rtsp://cam/x?user=a&password=b") == "rtsp://cam/x?user=a&password=***"
+    assert redacted_url("rtsp://cam/x?user=a&password=b") == "rtsp://cam/x?user=***&password=***"
+    # a secret under any key: every value goes, the keys stay
+    assert redacted_url("rtsp://cam/x?access_token=t0k&sig=abc&channel=1") == \
+        "rtsp://cam/x?access_token=***&sig=***&channel=***"
     assert redacted_url("/data/frames") == "/data/frames"
 
 

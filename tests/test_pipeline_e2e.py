@@ -8,15 +8,20 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import struct
 import subprocess
+import threading
 import time
+import zlib
 
+import cv2
+import numpy as np
 import pytest
 from pipeline_support import LINE, REPO, bank_meta, check_run, patchline, prepare_trained_line, train
 
 LAYER2_LAYER3 = REPO / "pipeline" / "folder_layer2_layer3.pipeline"
-VERDICT_FIELDS = {"frame_id", "camera", "line", "timestamp", "score", "threshold", "verdict", "aggregation",
-                  "bank_version", "latency_ms", "source"}
+VERDICT_FIELDS = {"frame_id", "camera", "channel", "line", "timestamp", "score", "threshold", "verdict", "aggregation",
+                  "bank_version", "latency_ms", "queue_ms", "processing_ms", "source"}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,7 @@ def test_folder_gives_one_verdict_per_image_with_evaluate_scores(line, tmp_path,
     worst = 0.0
     for source, v in by_source.items():
         assert VERDICT_FIELDS <= set(v), v
+        assert abs(v["queue_ms"] + v["processing_ms"] - v["latency_ms"]) < 0.01 and v["processing_ms"] > 0
         assert v["line"] == LINE and v["camera"] == "cam1" and v["timestamp"].endswith("Z")
         assert v["aggregation"] == line.aggregation and v["bank_version"] == line.version
         assert v["verdict"] == ("defect" if v["score"] > v["threshold"] else "good")
@@ -247,3 +253,76 @@ def test_a_distributor_sends_each_camera_to_its_own_sink(line, tmp_path, monkeyp
     by_sink = {name: stream.nodes[name].processed for name in ("appsink0", "appsink1")}
     assert by_sink == {"appsink0": 3, "appsink1": 3}  # channelIds "1,0": channel 1 → appsink0
     assert sorted(r["channel"] for r in results) == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_max_frames_stops_at_exactly_that_many_results(line, tmp_path, limit):
+    done = check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(line.frames), "--line", LINE,
+                               "--max-frames", str(limit), "--quiet"), line.workdir, timeout=120)
+    results = [json.loads(row) for row in done.stdout.splitlines() if row.startswith("{")]
+    assert len(results) == limit
+
+
+def test_swapped_layer_models_are_refused_at_start_in_one_sentence(line, tmp_path):
+    data = json.loads(LAYER2_LAYER3.read_text())
+    stream = next(iter(data.values()))
+    layer2, layer3 = (stream[k]["props"]["modelPath"] for k in ("mxpi_tensorinfer0", "mxpi_tensorinfer1"))
+    stream["mxpi_tensorinfer0"]["props"]["modelPath"], stream["mxpi_tensorinfer1"]["props"]["modelPath"] = layer3, layer2
+    path = tmp_path / "swapped.pipeline"
+    path.write_text(json.dumps(data))
+    done = subprocess.run(patchline("run", str(path), "--source", str(line.frames), "--line", LINE),
+                          cwd=line.workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "swapped" in done.stderr and "layer3.onnx takes layer2" in done.stderr
+
+
+def test_a_folder_of_every_kind_of_bad_file_gives_a_verdict_or_an_error_for_each(line, tmp_path):
+    from test_hardening import _png_chunk
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted(line.expected)[:2]
+    for name in good:
+        shutil.copy(line.frames / name, folder / f"a_{name}")
+    rgb = cv2.imread(str(line.frames / good[0]), cv2.IMREAD_COLOR)
+    cv2.imwrite(str(folder / "b_gray.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "c_sixteen_bit.png"), rgb.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "d_rgba.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2BGRA))
+    ok, jpeg = cv2.imencode(".jpg", rgb)
+    (folder / "e_truncated.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 3])
+    (folder / "f_empty.png").write_bytes(b"")
+    (folder / "g_text.png").write_text("not an image at all\n")
+    cv2.imwrite(str(folder / "h_one_pixel.png"), np.zeros((1, 1), np.uint8))
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0))
+    (folder / "i_huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                        + _png_chunk(b"IEND", b""))
+    done = check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(folder), "--line", LINE, "--quiet"),
+                     line.workdir, timeout=120)
+    results = {r["source"]: r for r in map(json.loads, (row for row in done.stdout.splitlines() if row.startswith("{")))}
+    files = sorted(p.name for p in folder.iterdir())
+    assert sorted(results) == files, "one result per file, nothing lost"
+    readable = [f"a_{good[0]}", f"a_{good[1]}", "b_gray.png", "c_sixteen_bit.png", "d_rgba.png"]
+    for name in readable:
+        assert results[name]["verdict"] in ("good", "defect"), results[name]
+    # the same picture as gray, 16-bit or RGBA scores as its 8-bit colour file (within rounding)
+    base = results[f"a_{good[0]}"]["score"]
+    for name in ("c_sixteen_bit.png", "d_rgba.png"):
+        assert abs(results[name]["score"] - base) <= 1e-3 * base
+    reasons = {"e_truncated.jpg": "not a readable image", "f_empty.png": "not a readable image",
+               "g_text.png": "not a readable image", "h_one_pixel.png": "too small", "i_huge.png": "too large"}
+    for name, words in reasons.items():
+        assert results[name]["verdict"] == "error" and words in results[name]["reason"], results[name]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_deleted_before_it_is_read_is_an_error_frame(tmp_path):
+    from patchline.pipeline.elements import StreamContext
+    from patchline.plugins.sources import FolderSource
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((64, 64), 10 * i, np.uint8))
+    source = FolderSource("appsrc0", {"folder": str(tmp_path)}, StreamContext("s", "c", "p"))
+    (tmp_path / "1.png").unlink()  # gone between the listing and the read
+    frames = list(source.frames(threading.Event()))
+    assert [f.error is None for f in frames] == [True, False, True]
+    assert "cannot read 1.png" in frames[1].error

@@ -109,6 +109,8 @@ def test_a_bank_of_another_backbone_is_refused_by_evaluate(trained, tmp_path):
     (["train", "--line", "x", "--images", "{broken}"], "needs ImageNet weights"),
     (["evaluate", "--dataset", "{empty}"], "no MVTec AD category"),
     (["train", "--line", "x", "--images", "{broken}", "--backbone", "resnet9000"], "Unknown backbone"),
+    (["train", "--line", "x", "--images", "{good}", "--backbone", "efficientnet_lite0", "--resize", "64",
+      "--imagesize", "64", "--target-dim", "9999"], "target_dim 9999 is larger than the 40 channels"),
 ])
 def test_bad_input_gets_one_sentence_and_a_non_zero_exit(tmp_path, args, message):
     empty = tmp_path / "empty"
@@ -124,7 +126,11 @@ def test_bad_input_gets_one_sentence_and_a_non_zero_exit(tmp_path, args, message
     for i in range(6):
         cv2.imwrite(str(broken / f"{i}.png"), np.full((64, 64), 100 + i, np.uint8))
     (broken / "9.png").write_bytes(b"\x89PNG not really")
-    args = [a.format(empty=empty, few=few, broken=broken) for a in args]
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(good / f"{i}.png"), np.random.default_rng(i).integers(0, 256, (64, 64), np.uint8))
+    args = [a.format(empty=empty, few=few, broken=broken, good=good) for a in args]
     done = patchline(*args, "--banks", tmp_path / "banks", "--quiet", models=tmp_path / "models") if args[0] == "train" \
         else patchline(*args, models=tmp_path / "models")
     assert done.returncode == 2, (done.stdout, done.stderr)

@@ -53,6 +53,8 @@ class RunHost:
         verdict = payload.get("verdict", "none")
         camera = payload.get("camera")
         with self._lock:
+            if self.max_frames is not None and sum(self.verdicts.values()) >= self.max_frames:
+                return  # frames already in the stream when --max-frames was reached: not reported
             self.verdicts[verdict] += 1
             self.per_camera[camera] += 1
             if verdict == "error":

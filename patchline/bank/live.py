@@ -69,6 +69,10 @@ class LiveBank:
             except PatchlineError as exc:
                 log.error("line %s keeps bank %s: %s", self.line, self.state.version, exc)
                 continue
+            except Exception as exc:  # the watcher must outlive any bank on disk: log, keep the old bank
+                log.error("line %s keeps bank %s: the new bank could not be loaded (%s: %s)", self.line,
+                          self.state.version, type(exc).__name__, exc)
+                continue
             self.state = state  # one reference assignment: readers get the old bank or the new, whole
             log.info("line %s switched to bank %s", self.line, state.version)
             for listener in list(self.listeners):

@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from patchline.errors import ConfigError
+
 
 CV_CHANNELS = 512  # OpenCV filters take at most 512 channels per image
 
@@ -91,7 +93,8 @@ def reduce_channels(embeddings: np.ndarray, dim: int) -> np.ndarray:
     if dim == channels:
         return embeddings
     if dim > channels:
-        raise ValueError(f"target dim {dim} is larger than the {channels} feature channels")
+        raise ConfigError(f"target_dim {dim} is larger than the {channels} channels of the chosen layers; "
+                          f"use at most {channels}, or leave target_dim unset.")
     return embeddings @ _channel_pool_matrix(channels, dim)
 
 

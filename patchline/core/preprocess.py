@@ -23,7 +23,10 @@ def decode_image(data: bytes, source: str = "frame") -> np.ndarray:
     PatchlineError naming `source` when the bytes are not a decodable image.
     """
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR) if buffer.size else None
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR) if buffer.size else None
+    except cv2.error:  # OpenCV refuses images over its pixel limit (2^30) with an assertion
+        raise PatchlineError(f"{source} is too large to decode (OpenCV decodes at most 2^30 pixels) or damaged.") from None
     if image is None:
         raise PatchlineError(f"{source} is not a readable image (empty, truncated or unknown format).")
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -39,8 +42,15 @@ def load_image(path: str | Path) -> np.ndarray:
     return decode_image(data, source=f"image {path}")
 
 
+MIN_SIDE = 32  # pixels: a smaller frame (a 1 × 1 or 1 × 5000 strip) is no picture of a part
+
+
 def check_pixels(image: np.ndarray) -> np.ndarray:
-    """Return `image` if it is (H, W) gray or (H, W, 3) RGB, else raise PatchlineError."""
+    """Return `image` if it is (H, W) gray or (H, W, 3) RGB at least MIN_SIDE pixels a side, else
+    raise PatchlineError."""
+    if image.ndim in (2, 3) and min(image.shape[:2]) < MIN_SIDE:
+        h, w = image.shape[:2]
+        raise PatchlineError(f"image of {w}×{h} pixels is too small: at least {MIN_SIDE} pixels a side are needed.")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3):
         return image
     raise PatchlineError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}.")

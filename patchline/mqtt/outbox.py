@@ -133,4 +133,7 @@ class Outbox:
         verdicts = len(self._verdicts) + sum(1 for m in self._inflight.values() if m.kind == "verdict")
         alarms = len(self._alarms) + sum(1 for m in self._inflight.values() if m.kind == "alarm")
         self.counts["dropped_verdicts"] += verdicts
+        self._verdicts.clear()  # counted as dropped, so no longer queued
+        for mid in [mid for mid, m in self._inflight.items() if m.kind == "verdict"]:
+            del self._inflight[mid]
         return verdicts, alarms

@@ -1,10 +1,10 @@
 """`patchline check`: everything `patchline run` would refuse, found without running a frame.
 
 The file is loaded (schema and props, every problem at once), then each stream's elements are
-built as `run` builds them — models opened, the line's bank loaded and checked against them —
-except its source, which is only described (no camera is dialled). On top of what building
-checks, each model's input is compared with what its `dataSource` produces. The result is each
-stream's graph (element → element, with tensor shapes) and the list of problems.
+built as `run` builds them — models opened and each one's input compared with what its
+`dataSource` gives, the line's bank loaded and checked against the models — except its source,
+which is only described (no camera is dialled). The result is each stream's graph (element →
+element, with tensor shapes) and the list of problems.
 """
 
 from __future__ import annotations
@@ -71,33 +71,6 @@ def _describe(el: ElementConfig, element) -> str:
     return el.factory
 
 
-def _check_model_inputs(cfg: StreamConfig, built: Mapping[str, object], where: str) -> list[str]:
-    """A model reading another model's output must take that output's shape (channels, height, width)."""
-    problems = []
-    for name in cfg.order:
-        el = cfg.elements[name]
-        if el.factory != "mxpi_tensorinfer" or name not in built:
-            continue
-        source = el.parsed["dataSource"]
-        producer = cfg.elements.get(source)
-        if producer is None or producer.factory != "mxpi_tensorinfer" or source not in built:
-            continue
-        model_input = built[name].session.get_inputs()[0]
-        outputs = {o.name: o for o in built[source].session.get_outputs()}
-        given = outputs.get(model_input.name) or (next(iter(outputs.values())) if len(outputs) == 1 else None)
-        if given is None:
-            problems.append(f"{where}, element '{name}': model {el.parsed['modelPath']} reads '{model_input.name}', "
-                            f"which model {producer.parsed['modelPath']} ({source}) does not produce "
-                            f"(it gives {', '.join(outputs)}).")
-            continue
-        want, have = list(model_input.shape[1:]), list(given.shape[1:])
-        if any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(want, have)) or len(want) != len(have):
-            problems.append(f"{where}, element '{name}': model {el.parsed['modelPath']} takes {model_input.name} "
-                            f"{_shape(model_input.shape)} but model {producer.parsed['modelPath']} ({source}) gives "
-                            f"{given.name} {_shape(given.shape)}; export both for the same backbone and size.")
-    return problems
-
-
 def check_stream(cfg: StreamConfig, path: str, options: Mapping) -> StreamCheck:
     """Build the stream's elements (not its source) as `run` would; its graph and problems."""
     result = StreamCheck(cfg.name)
@@ -122,7 +95,6 @@ def check_stream(cfg: StreamConfig, path: str, options: Mapping) -> StreamCheck:
             if name in cfg.sources or name in built:
                 result.graph.append(f"{name} ({el.factory}): {_describe(el, built.get(name))}"
                                     + (f" → {_targets(el)}" if el.next else ""))
-        result.problems.extend(_check_model_inputs(cfg, built, where))
     finally:
         for element in built.values():
             try:

@@ -348,4 +348,6 @@ def load_pipeline(path: str | Path, allow_plugins: Iterable[str] = (), check_fil
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests its JSON too deeply to be a pipeline file.") from None
     return parse_pipeline(data, path, allow_plugins, check_files)

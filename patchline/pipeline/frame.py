@@ -39,20 +39,31 @@ class Frame:
     timings: dict = field(default_factory=dict)
     camera: str | None = None
     channel: int = 0
+    queued_s: float = 0.0  # seconds spent waiting in queues between elements
+    enqueued_at: float = 0.0
 
     def branch(self) -> "Frame":
         """A copy for another branch of a tee: arrays are shared (elements never write into them)."""
         return Frame(self.stream, self.frame_id, self.source, self.timestamp, self.started, self.data,
                      self.image, self.frame_shape, dict(self.meta), dict(self.tensors), self.error,
                      None if self.result is None else dict(self.result), dict(self.timings), self.camera,
-                     self.channel)
+                     self.channel, self.queued_s, self.enqueued_at)
 
     def iso_time(self) -> str:
         """The frame's time as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""
         return iso_utc(self.timestamp)
 
     def latency_ms(self) -> float:
+        """Milliseconds since the frame entered the stream (queue waits included)."""
         return round((time.perf_counter() - self.started) * 1000.0, 3)
+
+    def timing_fields(self) -> dict:
+        """{"latency_ms", "queue_ms", "processing_ms"}: the frame's time in the stream so far, and
+        apart the part it waited in queues (a busy stream's backlog) and the part it was worked on."""
+        latency = (time.perf_counter() - self.started) * 1000.0
+        queued = min(self.queued_s * 1000.0, latency)
+        return {"latency_ms": round(latency, 3), "queue_ms": round(queued, 3),
+                "processing_ms": round(latency - queued, 3)}
 
 
 class EndOfStream:

@@ -40,6 +40,7 @@ class FrameQueue:
     def put(self, item) -> None:
         with self._cond:
             if item is not EOS:
+                item.enqueued_at = time.perf_counter()
                 if self.leaky:
                     while len(self._items) >= self.maxsize and self._drop_oldest():
                         pass
@@ -62,6 +63,8 @@ class FrameQueue:
             while not self._items:
                 self._cond.wait()
             item = self._items.popleft()
+            if item is not EOS:
+                item.queued_s += time.perf_counter() - item.enqueued_at
             self._cond.notify_all()
             return item
 
@@ -74,6 +77,10 @@ class FrameQueue:
             batch = [self._items.popleft()]
             while batch[0] is not EOS and len(batch) < limit and self._items and self._items[0] is not EOS:
                 batch.append(self._items.popleft())
+            now = time.perf_counter()
+            for item in batch:
+                if item is not EOS:
+                    item.queued_s += now - item.enqueued_at
             self._cond.notify_all()
             return batch
 

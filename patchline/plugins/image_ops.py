@@ -12,6 +12,7 @@ from patchline.core.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     center_crop,
+    check_pixels,
     decode_image,
     normalize,
     resize_image,
@@ -39,6 +40,7 @@ def _decode(frame) -> None:
     if frame.image is None:
         frame.image = decode_image(frame.data if frame.data is not None else b"", source=frame.source)
         frame.data = None
+    check_pixels(frame.image)  # too small a frame is an error, not a defect
     if frame.frame_shape is None:
         frame.frame_shape = frame.image.shape[:2]
 

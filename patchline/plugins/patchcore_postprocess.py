@@ -77,7 +77,7 @@ class PatchCorePostProcess:
             "verdict": verdict,
             "aggregation": state.meta.aggregation,
             "bank_version": state.version,
-            "latency_ms": frame.latency_ms(),
+            **frame.timing_fields(),
             "source": frame.source,
         }
 

@@ -7,7 +7,7 @@ from patchline.pipeline.elements import Element, Prop, name_list, positive_int
 
 def _fallback(frame) -> dict:
     """The result of a frame no post-process described: its identity, and the reason when it failed."""
-    result = {"frame_id": frame.frame_id, "timestamp": frame.iso_time(), "latency_ms": frame.latency_ms(),
+    result = {"frame_id": frame.frame_id, "timestamp": frame.iso_time(), **frame.timing_fields(),
               "source": frame.source}
     if frame.error is not None:
         result.update(verdict="error", reason=frame.error)

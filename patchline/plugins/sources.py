@@ -66,12 +66,25 @@ class FolderSource(Element):
             yield frame
 
 
+def rtsp_url(text: str) -> str:
+    """An rtsp:// or rtsps:// URL with a host (ValueError otherwise: an http:// camera would be retried forever)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError("it is not a URL") from None
+    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+        raise ValueError("it must be an rtsp://host[:port]/path (or rtsps://) URL")
+    return text
+
+
 class RtspSrc(Element):
     """A live RTSP camera (newest frame wins, reconnect with back-off) — wraps `plugins.camera.RtspCamera`."""
 
     FACTORY = "mxpi_rtspsrc"
     PROPS = {
-        "rtspUrl": Prop(required=True, help="rtsp://host:port/path"),
+        "rtspUrl": Prop(required=True, parse=rtsp_url, help="rtsp://host:port/path"),
         "channelId": Prop(default="0", parse=non_negative_int),
     }
     is_source = True

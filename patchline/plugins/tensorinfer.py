@@ -67,10 +67,40 @@ class TensorInfer(Element):
         if self.input_name == "image" and isinstance(size, int) and facts.get("imagesize") not in (None, size):
             raise PatchlineError(f"model {props['modelPath']} takes {size}-pixel images but the crop makes "
                                  f"{facts['imagesize']}-pixel ones.")
+        self._check_input(model_input, props["modelPath"], facts)
+        facts.setdefault("model_outputs", {})[name] = (props["modelPath"], self.session.get_outputs())
         channels = facts.setdefault("layer_channels", {})
         for out in self.session.get_outputs():
             if len(out.shape) == 4 and isinstance(out.shape[1], int):
                 channels[out.name] = out.shape[1]
+
+    def _check_input(self, model_input, model_path: str, facts: dict) -> None:
+        """The model's input must be what its dataSource gives: another model's output (name and
+        C, h, w), or the normalized (3, S, S) image. PatchlineError naming both otherwise, so
+        swapped or mismatched models are refused at start, not frame by frame."""
+        def shape(dims) -> str:
+            return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"
+
+        want = list(model_input.shape[1:])
+        produced = facts.get("model_outputs", {})
+        if self.source in produced:
+            source_path, outputs = produced[self.source]
+            by_name = {o.name: o for o in outputs}
+            given = by_name.get(model_input.name) or (outputs[0] if len(outputs) == 1 else None)
+            if given is None:
+                raise PatchlineError(f"model {model_path} reads '{model_input.name}', which model {source_path} "
+                                     f"({self.source}) does not produce (it gives {', '.join(by_name)}).")
+            have, given_text = list(given.shape[1:]), f"{given.name} {shape(given.shape)}"
+            source_text = f"model {source_path} ({self.source})"
+        elif isinstance(facts.get("imagesize"), int):
+            size = facts["imagesize"]
+            have, given_text, source_text = [3, size, size], f"images (N, 3, {size}, {size})", self.source
+        else:
+            return
+        if len(want) != len(have) or any(isinstance(a, int) and a != b for a, b in zip(want, have)):
+            raise PatchlineError(f"model {model_path} takes {model_input.name} {shape(model_input.shape)} but "
+                                 f"{source_text} gives {given_text}; are the layer2 / layer3 models swapped or "
+                                 f"exported for another backbone or size?")
 
     def _input(self, frame) -> np.ndarray:
         # dataSource names an image op (its array is in frame.meta) or a model (the names of its
