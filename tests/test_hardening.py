@@ -96,3 +96,19 @@ def test_the_bank_watcher_keeps_the_old_bank_through_a_bad_one_and_takes_the_nex
         assert live.state.version == first
     finally:
         live.close()
+
+
+@pytest.mark.parametrize("model_path", ["../../etc/passwd", "/etc/passwd", "models/../../secret.onnx"])
+def test_a_pipeline_file_may_not_name_files_outside_the_models_folder(tmp_path, monkeypatch, model_path):
+    monkeypatch.chdir(tmp_path)
+    stream = {"appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+              "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
+                                     "next": "mxpi_imagenormalize0"},
+              "mxpi_imagenormalize0": {"factory": "mxpi_imagenormalize",
+                                       "props": {"alpha": "123.675,116.28,103.53", "beta": "58.395,57.12,57.375"},
+                                       "next": "mxpi_tensorinfer0"},
+              "mxpi_tensorinfer0": {"factory": "mxpi_tensorinfer", "props": {"modelPath": model_path},
+                                    "next": "appsink0"},
+              "appsink0": {"factory": "appsink"}}
+    with pytest.raises(ConfigError, match="prop 'modelPath'.*outside the models folder"):
+        parse_pipeline({"s": stream}, "s.pipeline", check_files=False)

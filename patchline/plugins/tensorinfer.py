@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from patchline.errors import PatchlineError
+from patchline.paths import models_dir
 from patchline.extractors.onnx import model_name_facts, open_session, resolve_model_path
 from patchline.pipeline.elements import Element, Prop, Where, non_negative_int, one_of, validate_props
 
@@ -36,6 +37,10 @@ class TensorInfer(Element):
     def validate(cls, props, where: Where, options) -> dict:
         parsed = validate_props(cls.PROPS, props, where)
         path = resolve_model_path(parsed["modelPath"])
+        root = models_dir().resolve()
+        if not path.resolve().is_relative_to(root):  # a pipeline file names models, not any file
+            raise where.error(f"{parsed['modelPath']} is outside the models folder {root} ($PATCHLINE_MODELS, "
+                              f"default ./models); a pipeline file may only name models inside it.", "modelPath")
         if options.get("check_files", True) and not path.is_file():
             also = f" (resolved from {parsed['modelPath']})" if str(path) != parsed["modelPath"] else ""
             raise where.error(f"model file {path}{also} does not exist; export it with `patchline export`.",
