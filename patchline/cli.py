@@ -200,6 +200,24 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_banks(args) -> int:
+    from patchline.bank.versions import list_versions, prune, versions_table
+
+    if args.prune:
+        removed = prune(args.banks, args.line, args.keep)
+        print(f"line {args.line}: removed {len(removed)} version(s)" + (f": {', '.join(removed)}" if removed else ""))
+    print(versions_table(args.line, list_versions(args.banks, args.line)))
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from patchline.bank.versions import rollback
+
+    previous = rollback(args.banks, args.line, args.version)
+    print(f"line {args.line}: live bank {previous} → {args.version} (running pipelines switch between two frames)")
+    return 0
+
+
 def cmd_alarms(args) -> int:
     from patchline.app.alarms import run_alarms
 
@@ -279,6 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
     _run_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
+    p.add_argument("line")
+    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live one)")
+    p.add_argument("--keep", type=int, default=5, help="versions --prune keeps (default 5)")
+    p.set_defaults(func=cmd_banks)
+
+    p = sub.add_parser("rollback", help="make an earlier bank version live again (atomic; running pipelines follow)")
+    p.add_argument("line")
+    p.add_argument("version")
+    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("check", help="check a pipeline file without running it: props, models, the line's bank; "
                                      "prints the stream graph with tensor shapes (exit 0 / 2)")

@@ -140,3 +140,24 @@ def test_a_bank_whose_metadata_cannot_be_read_back_is_never_written(tmp_path, pa
         write_bank(tmp_path, "bottle", patches, {**META, "aggregation": "median"})
     assert not (tmp_path / "bottle" / CURRENT_FILE).exists()
     assert [p for p in (tmp_path / "bottle").iterdir() if not p.name.startswith(".")] == []
+
+
+def test_versions_are_listed_rolled_back_and_pruned_never_the_live_one(tmp_path, patches):
+    from patchline.bank.versions import list_versions, prune, rollback, versions_table
+
+    made = [write_bank(tmp_path, "bottle", patches, {**META, "threshold": 1.0 + i}).name for i in range(4)]
+    versions = list_versions(tmp_path, "bottle")
+    assert [v.version for v in versions] == made and [v.live for v in versions] == [False] * 3 + [True]
+    assert [v.threshold for v in versions] == [1.0, 2.0, 3.0, 4.0] and versions[0].n_patches == len(patches)
+    assert rollback(tmp_path, "bottle", made[1]) == made[3]
+    assert load_bank(tmp_path, "bottle").version == made[1]
+    table = versions_table("bottle", list_versions(tmp_path, "bottle"))
+    assert f"* {made[1]}" in table and "4 version(s)" in table
+    assert prune(tmp_path, "bottle", keep=1) == [made[0], made[2]]  # the newest and the live one stay
+    assert [v.version for v in list_versions(tmp_path, "bottle")] == [made[1], made[3]]
+    with pytest.raises(BankError, match="no version nope"):
+        rollback(tmp_path, "bottle", "nope")
+    (tmp_path / "bottle" / made[3] / "index.faiss").write_bytes(b"half")  # a damaged version is never made live
+    with pytest.raises(BankError, match="damaged or half-written"):
+        rollback(tmp_path, "bottle", made[3])
+    assert load_bank(tmp_path, "bottle").version == made[1]

@@ -326,3 +326,36 @@ def test_a_file_deleted_before_it_is_read_is_an_error_frame(tmp_path):
     frames = list(source.frames(threading.Event()))
     assert [f.error is None for f in frames] == [True, False, True]
     assert "cannot read 1.png" in frames[1].error
+
+
+def test_a_rollback_during_a_run_switches_between_two_frames_and_every_frame_is_judged(line, tmp_path):
+    from patchline.bank.versions import rollback
+
+    banks = tmp_path / "banks"
+    shutil.copytree(line.workdir / "faiss-index-precision", banks)
+    live = (banks / LINE / "CURRENT").read_text().strip()
+    older = "20200101T000000Z"  # an earlier version: the same bank under an older name
+    shutil.copytree(banks / LINE / live, banks / LINE / older)
+    meta = json.loads((banks / LINE / older / "bank.json").read_text())
+    meta["version"] = older
+    (banks / LINE / older / "bank.json").write_text(json.dumps(meta))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    good = [n for n in sorted(line.expected) if line.expected[n]["label"] == 0]
+    for i in range(240):
+        shutil.copy(line.frames / good[i % len(good)], frames / f"{i:04d}.png")
+    proc = subprocess.Popen(patchline("run", str(LAYER2_LAYER3), "--source", str(frames), "--line", LINE, "--banks",
+                                      str(banks), "--quiet"), cwd=line.workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    results = []
+    for row in proc.stdout:
+        results.append(json.loads(row))
+        if len(results) == 20:
+            rollback(banks, LINE, older)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    assert sorted(r["source"] for r in results) == sorted(p.name for p in frames.iterdir()), "every frame judged"
+    versions = [r["bank_version"] for r in sorted(results, key=lambda r: r["frame_id"])]
+    switch = versions.index(older)
+    assert switch >= 20 and set(versions[:switch]) == {live} and set(versions[switch:]) == {older}, \
+        "one switch at a frame boundary, never back; each verdict names the version that judged it"

@@ -34,7 +34,8 @@ META_FILE = "bank.json"
 CURRENT_FILE = "CURRENT"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (temporary file in the same folder, fsync, rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
@@ -129,7 +130,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
+    write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
     return line_dir / version
 
 
