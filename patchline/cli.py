@@ -162,6 +162,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many results")
     p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
     add_broker_arguments(p)
+    p.add_argument("--drift-window", type=int, help="frames per camera whose scores and alarm rate are compared with the "
+                                                     "bank's calibration to flag drift (default 200)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model call (default 1: each model runs frames side by side in as many threads as the cores shared among the file's models allow)")
     p.add_argument("--quiet", action="store_true", help="no summary")
 
@@ -169,6 +171,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_run(args) -> int:
     if args.max_frames is not None and args.max_frames <= 0:
         raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
+    if args.drift_window is not None and args.drift_window < 5:
+        raise ConfigError(f"--drift-window must be at least 5 frames, got {args.drift_window}.")
     for source in args.source or ():
         if not source.startswith(("rtsp://", "rtsps://")) and not Path(source).is_dir():
             raise ConfigError(f"--source {source} is neither an rtsp:// URL nor an existing folder.")
@@ -184,7 +188,8 @@ def cmd_run(args) -> int:
                         banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
                         spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
                         mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
-                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, echo=not args.mqtt,
+                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, drift_window=args.drift_window,
+                        echo=not args.mqtt,
                         quiet=args.quiet)
 
 

@@ -359,3 +359,30 @@ def test_a_rollback_during_a_run_switches_between_two_frames_and_every_frame_is_
     switch = versions.index(older)
     assert switch >= 20 and set(versions[:switch]) == {live} and set(versions[switch:]) == {older}, \
         "one switch at a frame boundary, never back; each verdict names the version that judged it"
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_drift_is_flagged_for_a_shifted_stream_and_not_for_a_normal_one(line, tmp_path, mosquitto_broker,
+                                                                        mqtt_collector, shifted):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    good = [n for n in sorted(line.expected) if line.expected[n]["label"] == 0]
+    for i in range(30):
+        image = cv2.imread(str(line.frames / good[i % len(good)]), cv2.IMREAD_COLOR)
+        if shifted:  # a lamp dimming and a lens gone soft
+            image = cv2.GaussianBlur((image * 0.5).astype(np.uint8), (9, 9), 3)
+        cv2.imwrite(str(frames / f"{i:03d}.png"), image)
+    collector = mqtt_collector(mosquitto_broker.url, [f"patchline/{LINE}/#"])
+    check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(frames), "--mqtt", mosquitto_broker.url,
+                        "--line", LINE, "--camera", "cam9", "--drift-window", "10", "--spool", str(tmp_path / "spool"),
+                        "--quiet"), line.workdir, timeout=180)
+    collector.wait_for(lambda m: len(verdicts_of(m)) >= 30, timeout=20)
+    statuses = collector.wait_for(lambda m: [p for t, p, r in m if t.endswith("cam9/status") and "drift" in p])
+    assert statuses[-1]["drift"]["window"] == 10 and "calibrated_median" in statuses[-1]["drift"]
+    time.sleep(0.5)
+    drift = collector.payloads("cam9/drift")
+    if shifted:
+        assert drift and drift[0]["drift"] is True and drift[0]["reasons"], drift
+        assert any(p["state"] == "drift" for p in collector.payloads("cam9/status"))
+    else:
+        assert drift == [] and all(p["state"] != "drift" for p in collector.payloads("cam9/status"))

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from patchline.app.drift import DriftMonitor, DriftRule, reference_of
 from patchline.errors import ConfigError, PatchlineError
 from patchline.paths import spool_root
 from patchline.pipeline.config import load_pipeline
@@ -33,8 +34,11 @@ class RunHost:
     Its callbacks run on pipeline threads (appsink, camera grabber, bank watcher).
     """
 
-    def __init__(self, max_frames: int | None, on_enough, echo: bool):
+    def __init__(self, max_frames: int | None, on_enough, echo: bool, drift_rule: DriftRule = DriftRule()):
         self.max_frames = max_frames
+        self.drift_rule = drift_rule
+        self.drift: dict[str, DriftMonitor] = {}  # camera → its rolling window
+        self.contexts: dict = {}  # camera → its stream's context (line, live bank meta)
         self.on_enough = on_enough
         self.echo = echo
         self.publishers: dict = {}  # line → Publisher
@@ -65,8 +69,29 @@ class RunHost:
             publisher.publish_result(payload)
         elif self.echo:
             sys.stdout.write(json.dumps(payload) + "\n")
+        if verdict in ("good", "defect") and payload.get("score") is not None:
+            self._watch_drift(camera, payload, publisher)
         if self.max_frames is not None and total >= self.max_frames:
             self.on_enough()
+
+    def _watch_drift(self, camera: str, payload: dict, publisher) -> None:
+        """Feed the camera's drift window; on a change, publish it and set the camera's status."""
+        context = self.contexts.get(camera)
+        meta = context.bank_meta() if context is not None else None
+        with self._lock:
+            monitor = self.drift.setdefault(camera, DriftMonitor(self.drift_rule))
+            changed = monitor.add(payload["score"], payload["verdict"] == "defect",
+                                  reference_of(meta) if meta is not None else None)
+            stats = dict(monitor.stats)
+        if changed is None:
+            return
+        if changed:
+            log.warning("camera %s drifts from its bank's calibration: %s", camera, "; ".join(stats["reasons"]))
+        else:
+            log.info("camera %s is back within its bank's calibration", camera)
+        if publisher is not None:
+            publisher.publish_drift(camera, {"drift": changed, "bank_version": payload.get("bank_version"), **stats})
+        self.on_status(camera, "drift" if changed else "online", drift=stats)
 
     def on_status(self, camera: str, state: str, **extra) -> None:
         self.states[camera] = state
@@ -76,6 +101,10 @@ class RunHost:
 
     def on_bank(self, line: str, version: str) -> None:
         self.bank_versions[line] = version
+        with self._lock:  # a new bank, a new calibration: the windows start again
+            for camera, context in self.contexts.items():
+                if context.line == line:
+                    self.drift.pop(camera, None)
         publisher = self.publishers.get(line)
         if publisher is not None:
             publisher.publish_bank(version)
@@ -139,6 +168,7 @@ def run_pipeline(
     mqtt_insecure: bool = False,
     ort_threads: int | None = None,
     status_interval: float = STATUS_INTERVAL_S,
+    drift_window: int | None = None,
     echo: bool = False,
     quiet: bool = False,
     publish_timeout: float = 10.0,
@@ -160,9 +190,10 @@ def run_pipeline(
         broker = BrokerSettings.from_url(mqtt_url, mqtt_username, mqtt_password, mqtt_ca, mqtt_cert, mqtt_key,
                                          mqtt_insecure)
     stop_event = threading.Event()
-    host = RunHost(max_frames, stop_event.set, echo)
+    host = RunHost(max_frames, stop_event.set, echo, DriftRule(window=drift_window) if drift_window else DriftRule())
     options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads}
     manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
+    host.contexts = {cam: stream.context for stream in manager.streams.values() for cam in stream.cameras}
     try:
         for name, stream in manager.streams.items():
             if stream.context.line is None and line is None:
@@ -214,9 +245,11 @@ def run_pipeline(
         for name, stream in manager.streams.items():
             st = stream.stats()
             for camera in stream.cameras:
+                drift = host.drift.get(camera)
                 host.on_status(camera, host.states.get(camera, "online"),
                                fps=round(host.per_camera[camera] / max(st["seconds"], 1e-9), 2),
-                               errors=host.errors_per_camera[camera], dropped_frames=st["dropped"])
+                               errors=host.errors_per_camera[camera], dropped_frames=st["dropped"],
+                               **({"drift": dict(drift.stats)} if drift is not None and drift.stats else {}))
         for publisher in host.publishers.values():
             publisher.close(publish_timeout)
     seconds = time.perf_counter() - began
@@ -236,6 +269,8 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
             fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
             state = host.states.get(cam, "online")
             line = stream.context.line
+            drift = host.drift.get(cam)
             host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
-                           dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line))
+                           dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line),
+                           **({"drift": dict(drift.stats)} if drift is not None and drift.stats else {}))
     return now, current

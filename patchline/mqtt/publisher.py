@@ -33,7 +33,7 @@ from patchline.names import check_name
 
 log = logging.getLogger("patchline.mqtt")
 
-_LASTING_STATUS_KEYS = {"state", "bank_version", "fps", "dropped_frames", "errors", "source"}
+_LASTING_STATUS_KEYS = {"state", "bank_version", "fps", "dropped_frames", "errors", "source", "drift"}
 
 
 class Publisher:
@@ -63,6 +63,8 @@ class Publisher:
         self._status_dirty: set[str] = set()
         self._bank: dict | None = None
         self._bank_dirty = False
+        self._drift: dict[str, dict] = {}
+        self._drift_dirty: set[str] = set()
         self._connected = False
         self._down_logged = False
         self._closing = False
@@ -246,6 +248,15 @@ class Publisher:
             self._status_dirty.update(self._status)
             self._cond.notify_all()
 
+    def publish_drift(self, camera: str, payload: dict) -> None:
+        """Publish a camera's drift state (raised or cleared, with its statistics), retained on
+        `patchline/<line>/<camera>/drift`."""
+        check_name(camera, "camera")
+        with self._cond:
+            self._drift[camera] = {"line": self.line, "camera": camera, "timestamp": iso_utc(), **payload}
+            self._drift_dirty.add(camera)
+            self._cond.notify_all()
+
     def stats(self) -> dict:
         """Counters: queued (waiting or unacknowledged), delivered, dropped_verdicts, dropped_alarms,
         spool_errors, spooled_alarms, connected."""
@@ -263,7 +274,7 @@ class Publisher:
     def _pending_locked(self, include_status: bool = False) -> int:
         n = self._outbox.pending(include_status)
         if include_status:
-            n += len(self._status_dirty) + int(self._bank_dirty)
+            n += len(self._status_dirty) + int(self._bank_dirty) + len(self._drift_dirty)
         return n
 
     def _status_payload_locked(self, camera: str) -> bytes:
@@ -284,10 +295,14 @@ class Publisher:
         if self._bank_dirty:
             first.append(self._outbox.message("bank", bank_topic(self.line), encode_payload(self._bank), retain=True))
             self._bank_dirty = False
+        for cam in sorted(self._drift_dirty):
+            first.append(self._outbox.message("status", camera_topic(self.line, cam, "drift"),
+                                              encode_payload(self._drift[cam]), retain=True))
+        self._drift_dirty.clear()
         return self._outbox.take(first)
 
     def _has_work_locked(self) -> bool:
-        return bool(self._status_dirty or self._bank_dirty or self._outbox.has_results_to_send())
+        return bool(self._status_dirty or self._bank_dirty or self._drift_dirty or self._outbox.has_results_to_send())
 
     def _pump_loop(self) -> None:
         # paho's on_publish runs under paho's own lock; so this thread never calls paho while

@@ -2,7 +2,8 @@
 
     patchline/<line>/<camera>/verdict   every frame
     patchline/<line>/<camera>/alarm     defects only
-    patchline/<line>/<camera>/status    retained: online / offline / reconnecting …, counters
+    patchline/<line>/<camera>/status    retained: online / offline / reconnecting / drift …, counters
+    patchline/<line>/<camera>/drift     retained: drift raised or cleared, with the window's statistics
     patchline/<line>/bank               retained: the live bank version
 """
 
@@ -14,7 +15,7 @@ ROOT = "patchline"
 
 
 def camera_topic(line: str, camera: str, kind: str) -> str:
-    """`patchline/<line>/<camera>/<kind>` for kind verdict | alarm | status; names are checked."""
+    """`patchline/<line>/<camera>/<kind>` for kind verdict | alarm | status | drift; names are checked."""
     return f"{ROOT}/{check_name(line, 'line')}/{check_name(camera, 'camera')}/{kind}"
 
 

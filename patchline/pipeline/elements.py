@@ -112,6 +112,7 @@ class StreamContext:
     live: bool = False
     line: str | None = None
     bank_version: Callable[[], str | None] = lambda: None
+    bank_meta: Callable[[], Any] = lambda: None  # the live bank's BankMeta (drift compares with its calibration)
     facts: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     on_result: Callable[[dict], None] = lambda payload: None

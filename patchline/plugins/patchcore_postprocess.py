@@ -57,6 +57,7 @@ class PatchCorePostProcess:
         self.live.listeners.append(context.on_bank)
         context.line = self.line
         context.bank_version = lambda: self.bank_version
+        context.bank_meta = lambda: self.live.state.meta
         self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
         self._stage_lock = threading.Lock()
         log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
