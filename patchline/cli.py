@@ -68,6 +68,8 @@ def cmd_train(args) -> int:
     from patchline.data.datasets import MvtecCategory, good_images
     from patchline.settings import LineSettings, load_category_table, validate
 
+    if args.add is not None:
+        return _grow(args, good_images(args.add), f"added good images from {args.add}")
     if (args.category is None) == (args.images is None):
         raise PatchlineError("give either a CATEGORY with --dataset, or --line NAME with --images FOLDER.")
     if args.category is not None:
@@ -84,6 +86,28 @@ def cmd_train(args) -> int:
         items = good_images(args.images)
         settings = validate(LineSettings(line=args.line)).replace(**_overrides(args))
     return _train_one(settings, items, args)
+
+
+def _grow(args, items, reason: str, cover: bool = False) -> int:
+    from patchline.app.jobs import grow_line
+
+    if not args.line or getattr(args, "category", None) or getattr(args, "images", None):
+        raise PatchlineError("growing a bank takes --line NAME and the new good images only (no CATEGORY or --images).")
+    result = grow_line(args.banks, args.line, items, args.weights, args.random_weights, not args.quiet, reason, cover)
+    added = result.meta["training"]["added"]
+    print(f"line {args.line}: bank {result.meta.version} grew from {result.meta['training']['grown_from']} by "
+          f"{added['n_patches']} patches of {added['n_images']} images to {result.meta.n_patches} in "
+          f"{result.seconds:.1f} s; threshold kept at {result.meta.threshold:.4f}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from patchline.core.preprocess import load_image
+
+    for path in args.false_alarm:
+        load_image(path)  # each file must be a readable image before anything changes
+    return _grow(args, list(args.false_alarm), f"operator feedback: {len(args.false_alarm)} false alarm(s)",
+                 cover=True)
 
 
 def _train_one(settings, items, args, extractor_cache: dict | None = None) -> int:
@@ -255,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"), help="per-category settings file (default configs/mvtec.yaml)")
     p.add_argument("--line", help="product line name (bank name); defaults to the category")
     p.add_argument("--images", type=Path, help="folder of good images of the line")
+    p.add_argument("--add", type=Path, metavar="FOLDER",
+                   help="grow the live bank of --line with these new good images (no re-extraction of the old ones; "
+                        "threshold kept) and make it live")
     common(p)
     _settings_flags(p)
     p.set_defaults(func=cmd_train)
@@ -303,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
+    p.add_argument("line")
+    p.add_argument("--false-alarm", nargs="+", type=Path, required=True, metavar="IMAGE",
+                   help="image files (e.g. the alarm snapshots) an operator judged good")
+    p.add_argument("--weights", type=Path, help="the backbone weights the bank was built with (when not packaged)")
+    p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    common(p)
+    p.set_defaults(func=cmd_feedback)
+
     p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
     p.add_argument("line")
     p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
@@ -348,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        for name in ("dataset", "images"):
+        for name in ("dataset", "images", "add"):
             if getattr(args, name, None) is not None:
                 _check_folder(getattr(args, name), "folder" if name == "images" else "dataset folder")
         return args.func(args)

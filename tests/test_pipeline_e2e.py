@@ -386,3 +386,53 @@ def test_drift_is_flagged_for_a_shifted_stream_and_not_for_a_normal_one(line, tm
         assert any(p["state"] == "drift" for p in collector.payloads("cam9/status"))
     else:
         assert drift == [] and all(p["state"] != "drift" for p in collector.payloads("cam9/status"))
+
+
+def test_add_grows_the_live_bank_and_the_added_images_score_lower(line, tmp_path):
+    from patchline.bank.store import load_bank
+    from patchline.core.scoring import aggregate
+    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.onnx import OnnxFeatureExtractor
+
+    banks = tmp_path / "banks"
+    shutil.copytree(line.workdir / "faiss-index-precision", banks)
+    before = load_bank(banks, LINE)
+    new = tmp_path / "new_good"
+    new.mkdir()
+    added = [n for n in sorted(line.expected) if line.expected[n]["label"] == 0][:3]
+    for name in added:
+        shutil.copy(line.frames / name, new / name)
+    done = check_run(patchline("train", "--line", LINE, "--add", str(new), "--banks", str(banks), "--quiet"),
+                     line.workdir, timeout=300)
+    after = load_bank(banks, LINE)
+    assert after.version != before.version and f"grew from {before.version}" in done.stdout
+    assert after.meta.n_patches > before.meta.n_patches and after.meta.threshold == before.meta.threshold
+    assert after.meta["training"]["added"]["n_images"] == 3
+    settings = after.meta.line_settings()
+    extractor = OnnxFeatureExtractor(line.workdir / "models" / "efficientnet_lite0_224_layer2.onnx",
+                                     line.workdir / "models" / "efficientnet_lite0_224_layer3.onnx", settings.layers)
+    paths = [new / n for n in added]
+    old_scores = aggregate(score_images(paths, before, extractor, settings), settings.aggregation)
+    new_scores = aggregate(score_images(paths, after, extractor, settings), settings.aggregation)
+    assert (new_scores < old_scores).all(), (old_scores, new_scores)
+
+
+def test_operator_feedback_on_a_false_alarm_stops_it_alarming(line, tmp_path):
+    banks = tmp_path / "banks"
+    shutil.copytree(line.workdir / "faiss-index-precision", banks)
+    flagged = next(n for n in sorted(line.expected) if line.expected[n]["score"] > bank_meta(line.workdir)["threshold"])
+    folder = tmp_path / "again"
+    folder.mkdir()
+    shutil.copy(line.frames / flagged, folder / flagged)
+
+    def verdict() -> dict:
+        done = check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(folder), "--line", LINE, "--banks",
+                                   str(banks), "--quiet"), line.workdir, timeout=120)
+        return json.loads(done.stdout.splitlines()[0])
+
+    assert verdict()["verdict"] == "defect"
+    done = check_run(patchline("feedback", LINE, "--false-alarm", str(folder / flagged), "--banks", str(banks),
+                               "--quiet"), line.workdir, timeout=300)
+    assert "operator" not in done.stderr and "grew from" in done.stdout
+    again = verdict()
+    assert again["verdict"] == "good" and again["bank_version"] in done.stdout

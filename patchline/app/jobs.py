@@ -42,6 +42,18 @@ def train_line(settings: LineSettings, items: Sequence, banks: Path, random_weig
     return build_bank(settings, items, banks, extractor, facts, progress=progress)
 
 
+def grow_line(banks: Path, line: str, items: Sequence, weights: Path | None = None, random_weights: bool = False,
+              progress: bool = True, reason: str = "added good images", cover: bool = False):
+    """Grow `line`'s live bank with good images (training/grow.py); returns the TrainResult."""
+    from patchline.bank.store import load_bank
+    from patchline.training.grow import grow_bank
+
+    check_name(line, "line")
+    meta = load_bank(banks, line).meta  # refused in one sentence before the backbone loads
+    extractor, facts = _extractor({}, meta.backbone, meta.layers, weights, random_weights)
+    return grow_bank(banks, line, items, extractor, facts.get("sha256"), progress, reason, cover)
+
+
 def trained_summary(result) -> str:
     """Two lines describing a TrainResult: bank size, images, time, aggregation, threshold, folder."""
     m = result.meta
