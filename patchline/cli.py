@@ -13,6 +13,7 @@ from pathlib import Path
 
 from patchline import __version__
 from patchline.errors import ConfigError, PatchlineError
+from patchline.cli_banks import add_bank_commands
 from patchline.paths import banks_root, models_dir, project_file
 
 
@@ -69,7 +70,9 @@ def cmd_train(args) -> int:
     from patchline.settings import LineSettings, load_category_table, validate
 
     if args.add is not None:
-        return _grow(args, good_images(args.add), f"added good images from {args.add}")
+        from patchline.cli_banks import grow
+
+        return grow(args, good_images(args.add), f"added good images from {args.add}")
     if (args.category is None) == (args.images is None):
         raise PatchlineError("give either a CATEGORY with --dataset, or --line NAME with --images FOLDER.")
     if args.category is not None:
@@ -86,28 +89,6 @@ def cmd_train(args) -> int:
         items = good_images(args.images)
         settings = validate(LineSettings(line=args.line)).replace(**_overrides(args))
     return _train_one(settings, items, args)
-
-
-def _grow(args, items, reason: str, cover: bool = False) -> int:
-    from patchline.app.jobs import grow_line
-
-    if not args.line or getattr(args, "category", None) or getattr(args, "images", None):
-        raise PatchlineError("growing a bank takes --line NAME and the new good images only (no CATEGORY or --images).")
-    result = grow_line(args.banks, args.line, items, args.weights, args.random_weights, not args.quiet, reason, cover)
-    added = result.meta["training"]["added"]
-    print(f"line {args.line}: bank {result.meta.version} grew from {result.meta['training']['grown_from']} by "
-          f"{added['n_patches']} patches of {added['n_images']} images to {result.meta.n_patches} in "
-          f"{result.seconds:.1f} s; threshold kept at {result.meta.threshold:.4f}")
-    return 0
-
-
-def cmd_feedback(args) -> int:
-    from patchline.core.preprocess import load_image
-
-    for path in args.false_alarm:
-        load_image(path)  # each file must be a readable image before anything changes
-    return _grow(args, list(args.false_alarm), f"operator feedback: {len(args.false_alarm)} false alarm(s)",
-                 cover=True)
 
 
 def _train_one(settings, items, args, extractor_cache: dict | None = None) -> int:
@@ -229,24 +210,6 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_banks(args) -> int:
-    from patchline.bank.versions import list_versions, prune, versions_table
-
-    if args.prune:
-        removed = prune(args.banks, args.line, args.keep)
-        print(f"line {args.line}: removed {len(removed)} version(s)" + (f": {', '.join(removed)}" if removed else ""))
-    print(versions_table(args.line, list_versions(args.banks, args.line)))
-    return 0
-
-
-def cmd_rollback(args) -> int:
-    from patchline.bank.versions import rollback
-
-    previous = rollback(args.banks, args.line, args.version)
-    print(f"line {args.line}: live bank {previous} → {args.version} (running pipelines switch between two frames)")
-    return 0
-
-
 def cmd_alarms(args) -> int:
     from patchline.app.alarms import run_alarms
 
@@ -330,27 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
-    p.add_argument("line")
-    p.add_argument("--false-alarm", nargs="+", type=Path, required=True, metavar="IMAGE",
-                   help="image files (e.g. the alarm snapshots) an operator judged good")
-    p.add_argument("--weights", type=Path, help="the backbone weights the bank was built with (when not packaged)")
-    p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
-    common(p)
-    p.set_defaults(func=cmd_feedback)
-
-    p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
-    p.add_argument("line")
-    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
-    p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live one)")
-    p.add_argument("--keep", type=int, default=5, help="versions --prune keeps (default 5)")
-    p.set_defaults(func=cmd_banks)
-
-    p = sub.add_parser("rollback", help="make an earlier bank version live again (atomic; running pipelines follow)")
-    p.add_argument("line")
-    p.add_argument("version")
-    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
-    p.set_defaults(func=cmd_rollback)
+    add_bank_commands(sub, common)
 
     p = sub.add_parser("check", help="check a pipeline file without running it: props, models, the line's bank; "
                                      "prints the stream graph with tensor shapes (exit 0 / 2)")

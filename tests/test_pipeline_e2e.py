@@ -436,3 +436,58 @@ def test_operator_feedback_on_a_false_alarm_stops_it_alarming(line, tmp_path):
     assert "operator" not in done.stderr and "grew from" in done.stdout
     again = verdict()
     assert again["verdict"] == "good" and again["bank_version"] in done.stdout
+
+
+def test_feedback_over_mqtt_grows_the_bank_and_a_client_without_rights_is_refused_by_the_broker(line, tmp_path):
+    import os
+    import queue
+
+    from conftest import MosquittoBroker
+
+    from patchline.bank.versions import list_versions
+    from patchline.mqtt.broker import BrokerSettings, connect_now, make_client
+    from patchline.mqtt.subscriber import Subscriber
+
+    # the plant's broker: only named users may touch patchline/#, anonymous clients nothing
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    passwd, acl = auth / "passwd", auth / "acl"
+    for i, user in enumerate(("operator", "listener")):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [str(passwd), user, f"{user}-pw"],
+                       check=True, capture_output=True)
+    acl.write_text("user operator\ntopic readwrite patchline/#\nuser listener\ntopic readwrite patchline/#\n")
+    broker = MosquittoBroker(tmp_path / "mosquitto", listener_options=(f"password_file {passwd}", f"acl_file {acl}"))
+    try:
+        banks = tmp_path / "banks"
+        shutil.copytree(line.workdir / "faiss-index-precision", banks)
+        before = [v.version for v in list_versions(banks, LINE)]
+        flagged = next(n for n in sorted(line.expected) if line.expected[n]["score"] > bank_meta(line.workdir)["threshold"])
+        replies: queue.Queue = queue.Queue()
+        operator = BrokerSettings.from_url(broker.url, "operator", "operator-pw")
+        listener = subprocess.Popen(patchline("feedback", LINE, "--listen", "--mqtt", broker.url, "--mqtt-username",
+                                              "listener", "--banks", str(banks), "--count", "1", "--timeout", "120"),
+                                    cwd=line.workdir, stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "PATCHLINE_MQTT_PASSWORD": "listener-pw"})
+        for row in listener.stderr:  # subscribed
+            if "listening for feedback" in row:
+                break
+        reply_sub = Subscriber(operator, f"patchline/{LINE}/feedback/reply",
+                               lambda _t, raw, _r: replies.put(json.loads(raw))).start()
+        message = json.dumps({"false_alarm": [str(line.frames / flagged)], "id": "f1"}).encode()
+        for settings, request_id in ((BrokerSettings.from_url(broker.url), "anonymous"), (operator, "operator")):
+            client = make_client(settings, f"console-{request_id}")
+            connect_now(client, settings)
+            client.loop_start()
+            client.publish(f"patchline/{LINE}/feedback", message.replace(b'"f1"', f'"{request_id}"'.encode()),
+                           qos=1).wait_for_publish(5)
+            client.loop_stop()
+            client.disconnect()
+        reply = replies.get(timeout=120)
+        listener.wait(timeout=60)
+        reply_sub.close()
+        assert reply["id"] == "operator", "the anonymous client's message never reached the listener"
+        assert reply["version"] not in before and reply["images"] == 1
+        assert [v.version for v in list_versions(banks, LINE)] == before + [reply["version"]]
+        assert listener.returncode == 0
+    finally:
+        broker.stop()

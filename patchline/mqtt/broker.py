@@ -117,6 +117,12 @@ def connect_now(client: mqtt.Client, settings: BrokerSettings, attempts: int = 3
     raise PatchlineError(f"cannot reach the MQTT broker at {settings.address}: {reason}.")
 
 
+def settings_from_args(args) -> BrokerSettings:
+    """BrokerSettings from the `--mqtt` URL and the flags add_broker_arguments adds."""
+    return BrokerSettings.from_url(args.mqtt, args.mqtt_username, args.mqtt_password, args.mqtt_ca, args.mqtt_cert,
+                                   args.mqtt_key, args.mqtt_insecure)
+
+
 def add_broker_arguments(parser) -> None:
     """Broker credential and TLS flags shared by `patchline run` and `patchline alarms` (argparse)."""
     parser.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")

@@ -5,6 +5,8 @@
     patchline/<line>/<camera>/status    retained: online / offline / reconnecting / drift …, counters
     patchline/<line>/<camera>/drift     retained: drift raised or cleared, with the window's statistics
     patchline/<line>/bank               retained: the live bank version
+    patchline/<line>/feedback           operator feedback in: false alarms' images (app/feedback.py)
+    patchline/<line>/feedback/reply     the new bank version, or why the feedback was refused
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ def camera_topic(line: str, camera: str, kind: str) -> str:
 def bank_topic(line: str) -> str:
     """`patchline/<line>/bank`: the retained live bank version."""
     return f"{ROOT}/{check_name(line, 'line')}/bank"
+
+
+def feedback_topic(line: str) -> str:
+    """`patchline/<line>/feedback`: operator feedback (false alarms) for the line's bank."""
+    return f"{ROOT}/{check_name(line, 'line')}/feedback"
 
 
 def host_status_topic(line: str, client_id: str) -> str:

@@ -1,0 +1,105 @@
+"""The `patchline` commands that look after a line's banks over time: grow (`train --add`),
+`feedback`, `banks` (versions, prune) and `rollback`. Parsers and commands; the work is in
+patchline.app.jobs, patchline.app.feedback and patchline.bank.versions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from patchline.errors import PatchlineError
+from patchline.paths import banks_root
+
+
+def grow(args, items, reason: str, cover: bool = False) -> int:
+    """Grow args.line's live bank with `items` (training/grow.py) and print what changed; exit status."""
+    from patchline.app.jobs import grow_line
+
+    if not args.line or getattr(args, "category", None) or getattr(args, "images", None):
+        raise PatchlineError("growing a bank takes --line NAME and the new good images only (no CATEGORY or --images).")
+    result = grow_line(args.banks, args.line, items, args.weights, args.random_weights, not args.quiet, reason, cover)
+    added = result.meta["training"]["added"]
+    print(f"line {args.line}: bank {result.meta.version} grew from {result.meta['training']['grown_from']} by "
+          f"{added['n_patches']} patches of {added['n_images']} images to {result.meta.n_patches} in "
+          f"{result.seconds:.1f} s; threshold kept at {result.meta.threshold:.4f}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    """`patchline feedback`: false alarms' images grow the bank, given on the command line or over MQTT."""
+    from patchline.core.preprocess import load_image
+
+    if args.listen:
+        import logging
+
+        from patchline.app.feedback import listen_for_feedback
+
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        from patchline.mqtt.broker import settings_from_args
+
+        if not args.mqtt:
+            raise PatchlineError("--listen needs --mqtt URL (the broker the operator consoles publish to).")
+        return listen_for_feedback(settings_from_args(args), args.line, args.banks, args.weights, args.count,
+                                   args.timeout)
+    if not args.false_alarm:
+        raise PatchlineError("give --false-alarm IMAGE… (or --listen --mqtt URL for feedback over MQTT).")
+    for path in args.false_alarm:
+        load_image(path)  # each file must be a readable image before anything changes
+    return grow(args, list(args.false_alarm), f"operator feedback: {len(args.false_alarm)} false alarm(s)",
+                 cover=True)
+
+
+def cmd_banks(args) -> int:
+    """`patchline banks`: a line's versions, after pruning old ones when asked."""
+    from patchline.bank.versions import list_versions, prune, versions_table
+
+    if args.prune:
+        removed = prune(args.banks, args.line, args.keep)
+        print(f"line {args.line}: removed {len(removed)} version(s)" + (f": {', '.join(removed)}" if removed else ""))
+    print(versions_table(args.line, list_versions(args.banks, args.line)))
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    """`patchline rollback`: make an earlier version live."""
+    from patchline.bank.versions import rollback
+
+    previous = rollback(args.banks, args.line, args.version)
+    print(f"line {args.line}: live bank {previous} → {args.version} (running pipelines switch between two frames)")
+    return 0
+
+
+def add_bank_commands(sub, common) -> None:
+    """Add the feedback, banks and rollback sub-commands to the `patchline` parser."""
+    p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
+    p.add_argument("line")
+    p.add_argument("--false-alarm", nargs="+", type=Path, metavar="IMAGE",
+                   help="image files (e.g. the alarm snapshots) an operator judged good")
+    p.add_argument("--listen", action="store_true",
+                   help="take feedback over MQTT on patchline/<line>/feedback (with --mqtt) and answer on …/reply")
+    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS), with --listen")
+    p.add_argument("--count", type=int, help="with --listen: stop after this many messages")
+    p.add_argument("--timeout", type=float, help="with --listen: stop after this many seconds")
+    from patchline.mqtt.broker import add_broker_arguments
+
+    add_broker_arguments(p)
+    p.add_argument("--weights", type=Path, help="the backbone weights the bank was built with (when not packaged)")
+    p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    common(p)
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
+    p.add_argument("line")
+    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live one)")
+    p.add_argument("--keep", type=int, default=5, help="versions --prune keeps (default 5)")
+    p.set_defaults(func=cmd_banks)
+
+    p = sub.add_parser("rollback", help="make an earlier bank version live again (atomic; running pipelines follow)")
+    p.add_argument("line")
+    p.add_argument("version")
+    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.set_defaults(func=cmd_rollback)
+
