@@ -39,7 +39,8 @@ class AppSrc(Element):
 
 
 class FolderSource(Element):
-    """Frames from the image files of a folder, in name order, each exactly once; never drops."""
+    """Frames from the image files of a folder, in name order, each exactly once (or over and over
+    with the stream option `loop_folder`, e.g. a soak test); never drops."""
 
     FACTORY = "folder"
     is_source = True
@@ -55,15 +56,21 @@ class FolderSource(Element):
             raise PatchlineError(f"source folder {self.folder} holds no images (.png, .jpg, .bmp, .tif).")
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        for i, path in enumerate(self.paths):
-            if stop.is_set():
+        loop = bool(self.context.options.get("loop_folder"))
+        i = 0
+        while True:
+            for path in self.paths:
+                if stop.is_set():
+                    return
+                frame = Frame(self.context.stream, i, path.name, time.time())
+                try:
+                    frame.data = path.read_bytes()
+                except OSError as exc:
+                    frame.error = f"cannot read {path.name}: {exc.strerror or exc}"
+                i += 1
+                yield frame
+            if not loop:
                 return
-            frame = Frame(self.context.stream, i, path.name, time.time())
-            try:
-                frame.data = path.read_bytes()
-            except OSError as exc:
-                frame.error = f"cannot read {path.name}: {exc.strerror or exc}"
-            yield frame
 
 
 def rtsp_url(text: str) -> str:
