@@ -5,7 +5,7 @@ normals with configs/elpv.yaml (threshold and aggregation chosen from held-out t
 and synthetic defects only), then score the test normals and test defects (proba == 1).
 Each cell type runs in its own process so peak RSS is its own. Prints a Markdown table.
 
-    python bench/elpv.py [--cell-types mono,poly] [--coreset 0.1]
+    python bench/elpv.py [--cell-types mono,poly] [--coreset 0.1] [--calibration holdout|crossfit]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> dict:
+def run_one(cell_type: str, coreset: float | None, size: int | None = None, calibration: str | None = None) -> dict:
     """Train + score one cell type in this process; return the measurements."""
     import numpy as np
 
@@ -40,6 +40,8 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
         settings = settings.replace(coreset_ratio=coreset)
     if size:
         settings = settings.replace(resize=size, imagesize=size)
+    if calibration:
+        settings = settings.replace(calibration=calibration)
     split = elpv_split(cell_type)
     extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
     with tempfile.TemporaryDirectory() as banks:
@@ -69,6 +71,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None) -> d
         "test_miss": float((~flagged[labels == 1]).mean()), "coreset_ratio": settings.coreset_ratio,
         "imagesize": settings.imagesize, "layers": "+".join(settings.layers),
         "synthetic_auroc": result.meta["aggregation_choice"]["synthetic_auroc"][chosen],
+        "calibration": settings.calibration, "n_bank_images": result.meta["training"]["n_bank_images"],
     }
 
 
@@ -90,6 +93,7 @@ def table(results: list[dict]) -> str:
         ("peak RSS (MiB)", lambda r: f"{r['peak_rss_mib']:.0f}"),
         ("bank (patches × dim, MiB)", lambda r: f"{r['bank_patches']} × {r['bank_dim']}, {r['bank_mib']:.1f}"),
         ("settings", lambda r: f"{r['imagesize']} px, {r['layers']}, coreset {r['coreset_ratio']}"),
+        ("calibration (bank images)", lambda r: f"{r['calibration']} ({r['n_bank_images']})"),
     ]
     for name, cell in rows:
         lines.append(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
@@ -101,15 +105,17 @@ def main() -> None:
     parser.add_argument("--cell-types", default="mono,poly")
     parser.add_argument("--coreset", type=float, help="override the coreset ratio of configs/elpv.yaml")
     parser.add_argument("--size", type=int, help="override resize = imagesize (whole cell) of configs/elpv.yaml")
+    parser.add_argument("--calibration", choices=("holdout", "crossfit"), help="override the calibration scheme")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.coreset, args.size)))
+        print(json.dumps(run_one(args.one, args.coreset, args.size, args.calibration)))
         return
     results = []
     for cell_type in args.cell_types.split(","):
         cmd = [sys.executable, __file__, "--one", cell_type] + (["--coreset", str(args.coreset)] if args.coreset else []) \
-            + (["--size", str(args.size)] if args.size else [])
+            + (["--size", str(args.size)] if args.size else []) \
+            + (["--calibration", args.calibration] if args.calibration else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{cell_type}: done in {results[-1]['train_s']:.0f} s of training", file=sys.stderr)

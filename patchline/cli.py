@@ -43,6 +43,10 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--target-dim", type=int, help="reduce embeddings to this many channels")
     g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
     g.add_argument("--false-alarm-rate", type=float, help="target false-alarm rate of the threshold (default 0.01)")
+    g.add_argument("--calibration", choices=("holdout", "crossfit"),
+                   help="holdout (default: 20 %% of the images calibrate, the rest make the bank) or crossfit (every "
+                        "image in the bank; each scored for calibration against a bank of the other --folds)")
+    g.add_argument("--folds", type=int, help="crossfit folds (default 5)")
     g.add_argument("--batch-size", type=int, help="images per feature-extraction batch")
     g.add_argument("--search", choices=("auto", "exact", "hnsw"),
                    help="bank search: exact, hnsw (graph index; image scores still exact for max / topk), "
@@ -53,7 +57,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args) -> dict:
     names = ("backbone", "layers", "resize_type", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
-             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search")
+             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search", "calibration", "folds")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if args.weights is not None:
         out["weights"] = str(args.weights)

@@ -14,6 +14,7 @@ from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
 SEARCHES = ("auto", "exact", "hnsw")
+CALIBRATIONS = ("holdout", "crossfit")
 RESIZE_TYPES = ("short_side", "stretch")  # MindX Resizer_KeepAspectRatio_Short, Resizer_Stretch
 # `search: auto` uses the graph index for banks of at least this many patches × dims. Exact search
 # costs ~1 CPU ms per 100,000 for a 28 × 28 frame, the ladder ~2 ms at least (measured, one thread:
@@ -38,6 +39,8 @@ class LineSettings:
     aggregation: str = "auto"
     false_alarm_rate: float = 0.01
     holdout_fraction: float = 0.2
+    calibration: str = "holdout"  # holdout (a part of the images left out of the bank) | crossfit (every image in the bank)
+    folds: int = 5  # crossfit: folds, each scored against a bank of the others
     seed: int = 0
     batch_size: int = 8
     search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_WORK bank patches × dims on)
@@ -97,6 +100,10 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
         raise ConfigError(f"{where}false_alarm_rate must be in (0, 1), got {s.false_alarm_rate!r}.")
     if not isinstance(s.holdout_fraction, (int, float)) or not 0 < s.holdout_fraction < 1:
         raise ConfigError(f"{where}holdout_fraction must be in (0, 1), got {s.holdout_fraction!r}.")
+    if s.calibration not in CALIBRATIONS:
+        raise ConfigError(f"{where}calibration must be one of {', '.join(CALIBRATIONS)}, got {s.calibration!r}.")
+    if isinstance(s.folds, bool) or not isinstance(s.folds, int) or s.folds < 2:
+        raise ConfigError(f"{where}folds must be a whole number of at least 2, got {s.folds!r}.")
     if s.search not in SEARCHES:
         raise ConfigError(f"{where}search must be one of {', '.join(SEARCHES)}, got {s.search!r}.")
     if s.aggregation != "auto":

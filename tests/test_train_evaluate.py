@@ -136,3 +136,21 @@ def test_bad_input_gets_one_sentence_and_a_non_zero_exit(tmp_path, args, message
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_crossfit_puts_every_image_in_the_bank_and_never_scores_one_against_a_bank_holding_it(trained, tmp_path):
+    banks = tmp_path / "banks"
+    images = trained["dataset"] / "brick" / "train" / "good"
+    done = patchline("train", "--line", "crossfit", "--images", images, "--banks", banks, "--quiet",
+                     "--calibration", "crossfit", "--folds", "4", *LITE0, models=trained["models"])
+    assert done.returncode == 0, done.stderr
+    meta = load_bank(banks, "crossfit").meta
+    names = sorted(p.name for p in images.iterdir())
+    assert meta["training"]["n_bank_images"] == 20 and meta["training"]["n_holdout_images"] == 0
+    assert meta["n_patches"] == round(0.1 * 20 * 16 * 16)  # every image's patches went into the coreset
+    folds = meta["threshold_policy"]["folds"]
+    assert len(folds) == 4 and "cross-fitted" in meta["threshold_policy"]["scheme"]
+    assert sorted(n for f in folds for n in f["scored"]) == names  # every image scored once
+    for fold in folds:  # … against a bank built from the other folds only
+        assert not set(fold["scored"]) & set(fold["bank"]) and sorted(fold["scored"] + fold["bank"]) == names
+    assert meta["threshold_policy"]["n_holdout"] == 20 and meta.threshold > 0

@@ -14,7 +14,7 @@ import numpy as np
 
 from patchline.bank.meta import BankMeta
 from patchline.bank.store import read_meta, write_bank
-from patchline.core.calibration import calibrate, holdout_split, synthetic_defects
+from patchline.core.calibration import calibrate, check_image_count, holdout_split, synthetic_defects
 from patchline.core.coreset import RandomProjection, select_from_projection
 from patchline.core.search import NearestPatchSearch
 from patchline.extractors.embeddings import Extractor, ImageItem, as_image, iter_embeddings, score_images
@@ -66,6 +66,36 @@ def collect_embeddings(
     return matrix, projected, grid
 
 
+def crossfit_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """Image indices of `folds` folds of n images (seeded, sorted, sizes differ by at most one)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(order[k::folds]) for k in range(folds)]
+
+
+def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, grid: tuple[int, int],
+                     settings: LineSettings, extractor: Extractor, progress: bool) -> tuple[np.ndarray, np.ndarray, list]:
+    """Held-out scores for every image: fold k's images (and their synthetic defects) scored
+    against a bank built, the same way, from the other folds' patches only. Returns (normal
+    (N, h, w) float32, defect (N, h, w) float32, [(scored image indices, bank image indices)])."""
+    per_image = grid[0] * grid[1]
+    normal = np.empty((len(items),) + grid, dtype=np.float32)
+    defect = np.empty_like(normal)
+    record = []
+    for scored in crossfit_folds(len(items), settings.folds, settings.seed):
+        if not len(scored):  # fewer images than folds
+            continue
+        others = np.setdiff1d(np.arange(len(items)), scored)
+        rows = (others[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+        chosen = select_from_projection(projected[rows], settings.coreset_ratio, settings.seed, False)
+        search = NearestPatchSearch(np.ascontiguousarray(matrix[rows[np.sort(chosen)]]))
+        own = (scored[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+        normal[scored] = search.patch_scores(np.asarray(matrix[own]).reshape(len(scored), *grid, -1))
+        images = [as_image(items[i]) for i in scored]
+        defect[scored] = score_images(synthetic_defects(images, settings.seed), search, extractor, settings)
+        record.append((scored, others))
+    return normal, defect, record
+
+
 def build_bank(
     settings: LineSettings,
     items: Sequence[ImageItem],
@@ -76,20 +106,30 @@ def build_bank(
 ) -> TrainResult:
     """Train `settings.line`'s bank from good images and make it the line's CURRENT version.
 
-    items: good images (file paths or (H, W[, 3]) uint8 arrays). A part (settings.holdout_fraction)
-    is held out of the bank to calibrate threshold and aggregation (calibration.py).
+    items: good images (file paths or (H, W[, 3]) uint8 arrays). With calibration "holdout", a
+    part (settings.holdout_fraction) is held out of the bank to calibrate threshold and
+    aggregation (calibration.py); with "crossfit" the bank takes every image and each image is
+    scored, for calibration, against a bank built from the other folds only.
     weights_info: facts about the backbone weights recorded in bank.json (path, sha256, source).
     """
     began = time.perf_counter()
     items = list(items)
-    fit_idx, hold_idx = holdout_split(len(items), settings.holdout_fraction, settings.seed)
-    fit_items = [items[i] for i in fit_idx]
-    hold_items = [items[i] for i in hold_idx]
+    if settings.calibration == "crossfit":
+        check_image_count(len(items))
+        fit_items, hold_items = items, []
+    else:
+        fit_idx, hold_idx = holdout_split(len(items), settings.holdout_fraction, settings.seed)
+        fit_items = [items[i] for i in fit_idx]
+        hold_items = [items[i] for i in hold_idx]
     line_dir = Path(banks_root) / settings.line
     line_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(dir=line_dir, prefix=".work-"))
+    folds = None
     try:
         matrix, projected, grid = collect_embeddings(fit_items, extractor, settings, work_dir, progress)
+        if settings.calibration == "crossfit":
+            normal_scores, defect_scores, folds = _crossfit_scores(fit_items, matrix, projected, grid, settings,
+                                                                   extractor, progress)
         chosen = np.sort(select_from_projection(projected, settings.coreset_ratio, settings.seed, progress))
         del projected
         patches = np.ascontiguousarray(matrix[chosen])
@@ -97,11 +137,19 @@ def build_bank(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    search = NearestPatchSearch(patches)
-    hold_images = [as_image(i) for i in hold_items]
-    normal_scores = score_images(hold_images, search, extractor, settings)
-    defect_scores = score_images(synthetic_defects(hold_images, settings.seed), search, extractor, settings)
+    if folds is None:
+        search = NearestPatchSearch(patches)
+        hold_images = [as_image(i) for i in hold_items]
+        normal_scores = score_images(hold_images, search, extractor, settings)
+        defect_scores = score_images(synthetic_defects(hold_images, settings.seed), search, extractor, settings)
     calibration = calibrate(normal_scores, defect_scores, settings.aggregation, settings.false_alarm_rate, settings.imagesize)
+    if folds is not None:
+        calibration["threshold_policy"]["scheme"] = (
+            f"cross-fitted: {settings.folds} folds; each image scored against a bank of the other folds' patches "
+            f"(same coreset ratio), the bank itself built from every image")
+        calibration["threshold_policy"]["folds"] = [
+            {"scored": [_item_name(items[i], i) for i in scored], "bank": [_item_name(items[i], i) for i in bank]}
+            for scored, bank in folds]
 
     meta = {
         **settings.model_fields(),
@@ -114,6 +162,7 @@ def build_bank(
             "n_images": len(items),
             "n_bank_images": len(fit_items),
             "n_holdout_images": len(hold_items),
+            "calibration": settings.calibration,
             "image_list_sha256": image_list_sha256(items),
             "n_patches_before_coreset": int(len(fit_items) * grid[0] * grid[1]),
         },
@@ -122,3 +171,8 @@ def build_bank(
     }
     bank_dir = write_bank(banks_root, settings.line, patches, meta, settings.search, settings.ef_search)
     return TrainResult(bank_dir=bank_dir, meta=read_meta(bank_dir), seconds=time.perf_counter() - began)
+
+
+def _item_name(item: ImageItem, index: int) -> str:
+    """How bank.json names a training image: its file name, or #index for an array."""
+    return f"#{index}" if isinstance(item, np.ndarray) else Path(item).name
