@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from patchline.bank.meta import BankMeta
 from patchline.bank.store import read_meta, write_bank
@@ -81,7 +82,8 @@ def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, gri
     normal = np.empty((len(items),) + grid, dtype=np.float32)
     defect = np.empty_like(normal)
     record = []
-    for scored in crossfit_folds(len(items), settings.folds, settings.seed):
+    folds = crossfit_folds(len(items), settings.folds, settings.seed)
+    for scored in tqdm(folds, desc="calibration folds", unit="fold", disable=not progress, leave=False):
         if not len(scored):  # fewer images than folds
             continue
         others = np.setdiff1d(np.arange(len(items)), scored)
