@@ -1,6 +1,6 @@
 """Growing a bank against retraining it: time and AUROC on a real ELPV line.
 
-    python bench/grow.py [--cell-type mono] [--add 50] [--work /tmp/patchline-grow]
+    python bench/grow.py [--cell-type mono] [--add 50] [--work DIR (default: <temp dir>/patchline-grow)]
 
 The line is trained as `configs/elpv.yaml` configures it (real Lite0 weights, real cells) on all
 its training cells but the last `--add`; those are then added with `patchline train --add`'s code

@@ -1,6 +1,6 @@
 """Soak: the ELPV mono line streaming its real test cells in a loop, with a broker restart.
 
-    python bench/soak.py [--minutes 10] [--work /tmp/patchline-bench]
+    python bench/soak.py [--minutes 10] [--work DIR (default: <temp dir>/patchline-bench)]
 
 The line is trained as configured (bench/pipeline.py's cache is reused), the cells go round and
 round through pipeline/elpv_mono.pipeline at full speed into a real Mosquitto (persistence on);
@@ -13,10 +13,7 @@ and received (de-duplicated by frame_id), what was dropped, and the process's RS
 from __future__ import annotations
 
 import argparse
-import getpass
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,41 +33,6 @@ def rss_mb() -> float:
     return float("nan")
 
 
-class Broker:
-    """A local Mosquitto with persistence, stoppable and restartable on the same port."""
-
-    def __init__(self, work: Path):
-        from patchline.app.demo import MOSQUITTO
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        (work / "broker").mkdir(parents=True, exist_ok=True)
-        self.conf = work / "broker" / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             f"persistence_location {work / 'broker'}/\nautosave_interval 0\n"
-                             f"user {getpass.getuser()}\n")
-        self.binary, self.proc = MOSQUITTO, None
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -82,6 +44,7 @@ def main(argv=None) -> int:
 
     from pipeline import export_models, test_cells, train_real_line
 
+    from patchline.app.demo import LocalBroker
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.payload import decode_object
     from patchline.mqtt.publisher import Publisher
@@ -96,7 +59,8 @@ def main(argv=None) -> int:
     export_models("efficientnet_lite0", 224, work / "models")
     line, _ = train_real_line("mono", work)
     cells = test_cells(work, "mono")
-    broker = Broker(work / "soak")
+    (work / "soak").mkdir(parents=True, exist_ok=True)
+    broker = LocalBroker(work / "soak", persistence=True)
     received: dict[int, int] = {}
     lock = threading.Lock()
 
@@ -133,7 +97,7 @@ def main(argv=None) -> int:
     half = began + args.minutes * 30.0
     while time.monotonic() < half:
         time.sleep(1)
-    broker.stop()
+    broker.close()
     print(f"broker stopped at {time.monotonic() - began:.0f} s", file=sys.stderr)
     time.sleep(args.outage)
     broker.start()
@@ -149,7 +113,7 @@ def main(argv=None) -> int:
     publisher.close(10)
     time.sleep(2)  # the last alarms reach the logger
     logger.close()
-    broker.stop()
+    broker.close()
     rss_end = rss_mb()
     frames_in = manager.streams[next(iter(manager.streams))].stats()["frames_in"]
     duplicates = sum(n - 1 for n in received.values())

@@ -15,6 +15,11 @@ def iso_utc(timestamp: float | None = None) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def shape_text(dims) -> str:
+    """A tensor shape for messages: (N, 40, 28, 28), symbolic dims (a dynamic batch) shown as N."""
+    return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"
+
+
 def redacted_url(url: str) -> str:
     """`url` without user name, password or any query value (keys kept), for logs and payloads:
     cameras put secrets under any key (access_token, sig, …), so no value is trusted."""

@@ -34,6 +34,22 @@ def file_settings(path) -> list[LineSettings]:
     return out
 
 
+def edited(name: str, tmp_path, **props):
+    """A copy of shipped pipeline/<name> in tmp_path with props changed: element → {prop: value},
+    a value None removing the prop."""
+    data = json.loads((REPO / "pipeline" / name).read_text())
+    stream = next(iter(data.values()))
+    for element, changes in props.items():
+        for prop, value in changes.items():
+            if value is None:
+                stream[element]["props"].pop(prop, None)
+            else:
+                stream[element]["props"][prop] = value
+    path = tmp_path / f"edited_{name}"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def run_check(line, *args):
     return subprocess.run(patchline("check", *map(str, args)), cwd=line.workdir, capture_output=True, text=True,
                           timeout=120)
@@ -67,11 +83,8 @@ def test_a_model_that_does_not_fit_the_bank_fails_naming_both(line):
 
 def test_a_layer3_model_of_another_backbone_is_named_beside_the_layer2_model(line, tmp_path):
     # layer3 reads a layer2 output it was not exported for: the shapes are compared before any frame
-    data = json.loads((REPO / "pipeline" / "folder_layer2_layer3.pipeline").read_text())
-    stream = next(iter(data.values()))
-    stream["mxpi_tensorinfer1"]["props"]["modelPath"] = "models/efficientnet_lite0_224_layer2.onnx"
-    path = tmp_path / "wrong.pipeline"
-    path.write_text(json.dumps(data))
+    path = edited("folder_layer2_layer3.pipeline", tmp_path,
+                  mxpi_tensorinfer1={"modelPath": "models/efficientnet_lite0_224_layer2.onnx"})
     done = run_check(line, path, "--line", "brick")
     assert done.returncode == 2
     assert "mxpi_tensorinfer1" in done.stderr and "takes image (N, 3, 224, 224)" in done.stderr
@@ -79,12 +92,8 @@ def test_a_layer3_model_of_another_backbone_is_named_beside_the_layer2_model(lin
 
 
 def test_a_broken_file_lists_all_its_problems(line, tmp_path):
-    data = json.loads((REPO / "pipeline" / "folder_layer2.pipeline").read_text())
-    stream = next(iter(data.values()))
-    stream["mxpi_imagecrop0"]["props"]["cropWidth"] = "200"
-    stream["mxpi_tensorinfer0"]["props"]["modelPath"] = "models/missing_224_layer2.onnx"
-    path = tmp_path / "broken.pipeline"
-    path.write_text(json.dumps(data))
+    path = edited("folder_layer2.pipeline", tmp_path, mxpi_imagecrop0={"cropWidth": "200"},
+                  mxpi_tensorinfer0={"modelPath": "models/missing_224_layer2.onnx"})
     done = run_check(line, path)
     assert done.returncode == 2 and "2 problems" in done.stderr
     assert "prop 'cropWidth'" in done.stderr and "missing_224_layer2.onnx does not exist" in done.stderr
@@ -104,11 +113,9 @@ def test_a_line_trained_with_the_sdk_default_stretch_runs_a_plain_sdk_resize_as_
                                      line.workdir / "models" / "efficientnet_lite0_224_layer3.onnx", settings.layers)
     banks = tmp_path / "banks"
     build_bank(settings, images, banks, extractor, progress=False)
-    data = json.loads((REPO / "pipeline" / "folder_layer2_layer3.pipeline").read_text())
-    stream = next(iter(data.values()))
-    stream["mxpi_imageresize0"]["props"] = {}  # the SDK's defaults: Resizer_Stretch, sizes from the model
-    path = tmp_path / "sdk_resize.pipeline"
-    path.write_text(json.dumps(data))
+    # the SDK's defaults: Resizer_Stretch, sizes from the model
+    path = edited("folder_layer2_layer3.pipeline", tmp_path,
+                  mxpi_imageresize0={"resizeType": None, "scaleValue": None, "handleMethod": None})
 
     checked = run_check(line, path, "--line", "stretched", "--banks", banks)
     assert checked.returncode == 0, checked.stderr

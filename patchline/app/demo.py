@@ -71,17 +71,26 @@ def stream_folder(dataset: Path, out: Path, per_class: int) -> Path:
 
 
 class LocalBroker:
-    """A throw-away Mosquitto on a free 127.0.0.1 port (the demo's stand-in for the plant broker)."""
+    """A throw-away Mosquitto on a free 127.0.0.1 port (the demo's stand-in for the plant broker).
 
-    def __init__(self, workdir: Path):
+    persistence: keep retained messages and persistent sessions in `workdir` across close() /
+    start() (a broker restart on the same port)."""
+
+    def __init__(self, workdir: Path, persistence: bool = False):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        f"user {getpass.getuser()}\n")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.conf = workdir / "mosquitto.conf"
+        keep = f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n" if persistence \
+            else "persistence false\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{keep}user {getpass.getuser()}\n")
         self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        """Start Mosquitto and wait until it listens (RuntimeError after 10 s)."""
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -79,11 +79,14 @@ def listen_for_feedback(settings: BrokerSettings, line: str, banks: Path, weight
             except PatchlineError as exc:
                 reply["error"] = str(exc)
                 log.error("line %s: feedback refused: %s", line, exc)
-            subscriber.client.publish(f"{topic}/reply", encode_payload(reply), qos=1)
+            sent = subscriber.client.publish(f"{topic}/reply", encode_payload(reply), qos=1)
+            try:
+                sent.wait_for_publish(10)  # the reply leaves before the next message (or the exit)
+            except (RuntimeError, ValueError) as exc:  # paho: not connected / queue full
+                log.warning("line %s: the feedback reply could not be sent: %s", line, exc)
             handled += 1
     except KeyboardInterrupt:
         pass
     finally:
-        time.sleep(0.2)  # let the last reply leave
         subscriber.close()
     return 0

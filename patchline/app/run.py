@@ -99,6 +99,11 @@ class RunHost:
             if camera in publisher.cameras:
                 publisher.set_status(camera, state, **extra)
 
+    def drift_fields(self, camera: str) -> dict:
+        """{"drift": the camera's window statistics} for its status, or {} before its first frame."""
+        drift = self.drift.get(camera)
+        return {"drift": dict(drift.stats)} if drift is not None and drift.stats else {}
+
     def on_bank(self, line: str, version: str) -> None:
         self.bank_versions[line] = version
         with self._lock:  # a new bank, a new calibration: the windows start again
@@ -245,11 +250,10 @@ def run_pipeline(
         for name, stream in manager.streams.items():
             st = stream.stats()
             for camera in stream.cameras:
-                drift = host.drift.get(camera)
                 host.on_status(camera, host.states.get(camera, "online"),
                                fps=round(host.per_camera[camera] / max(st["seconds"], 1e-9), 2),
                                errors=host.errors_per_camera[camera], dropped_frames=st["dropped"],
-                               **({"drift": dict(drift.stats)} if drift is not None and drift.stats else {}))
+                               **host.drift_fields(camera))
         for publisher in host.publishers.values():
             publisher.close(publish_timeout)
     seconds = time.perf_counter() - began
@@ -269,8 +273,7 @@ def _publish_status(manager: StreamManager, host: RunHost, since: float, counts:
             fps = (current[cam] - counts[cam]) / max(now - since, 1e-9)
             state = host.states.get(cam, "online")
             line = stream.context.line
-            drift = host.drift.get(cam)
             host.on_status(cam, state, fps=round(fps, 2), errors=host.errors_per_camera[cam],
                            dropped_frames=stream.stats()["dropped"], bank_version=host.bank_versions.get(line),
-                           **({"drift": dict(drift.stats)} if drift is not None and drift.stats else {}))
+                           **host.drift_fields(cam))
     return now, current

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from patchline.errors import PatchlineError
+from patchline.formats import shape_text
 from patchline.pipeline.config import ElementConfig, StreamConfig, load_pipeline
 from patchline.pipeline.elements import StreamContext
 
@@ -25,10 +26,6 @@ class StreamCheck:
     name: str
     graph: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def _shape(dims) -> str:
-    return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"
 
 
 def _model_paths(cfg: StreamConfig) -> list[str]:
@@ -55,8 +52,8 @@ def _describe(el: ElementConfig, element) -> str:
         size = element.context.facts.get("imagesize")
         return f"ImageNet mean / std → (3, {size}, {size}) float32"
     if el.factory == "mxpi_tensorinfer":
-        ins = ", ".join(f"{i.name} {_shape(i.shape)}" for i in element.session.get_inputs())
-        outs = ", ".join(f"{o.name} {_shape(o.shape)}" for o in element.session.get_outputs())
+        ins = ", ".join(f"{i.name} {shape_text(i.shape)}" for i in element.session.get_inputs())
+        outs = ", ".join(f"{o.name} {shape_text(o.shape)}" for o in element.session.get_outputs())
         return f"{p['modelPath']}: {ins} → {outs}"
     if el.factory == "mxpi_classpostprocessor":
         impl = element.impl

@@ -146,6 +146,7 @@ class Stream:
         self.threads: list[threading.Thread] = []
         self.fatal: str | None = None
         self.frames_in = 0
+        self._frames_in_lock = threading.Lock()  # several sources (a merge) count into it
         self.started_at = self.ended_at = None
         try:
             given = dict(zip(cfg.sources, _sources_given(cfg, source)))
@@ -215,7 +216,7 @@ class Stream:
         try:
             for frame in node.element.frames(stop):
                 frame.camera, frame.channel = camera, channel
-                with node.lock:
+                with self._frames_in_lock:
                     self.frames_in += 1
                 self._send(node, frame)
         except PatchlineError as exc:

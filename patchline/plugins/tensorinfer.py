@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from patchline.errors import PatchlineError
+from patchline.formats import shape_text
 from patchline.paths import models_dir
 from patchline.extractors.onnx import model_name_facts, open_session, resolve_model_path
 from patchline.pipeline.elements import Element, Prop, Where, non_negative_int, one_of, validate_props
@@ -83,9 +84,6 @@ class TensorInfer(Element):
         """The model's input must be what its dataSource gives: another model's output (name and
         C, h, w), or the normalized (3, S, S) image. PatchlineError naming both otherwise, so
         swapped or mismatched models are refused at start, not frame by frame."""
-        def shape(dims) -> str:
-            return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"
-
         want = list(model_input.shape[1:])
         produced = facts.get("model_outputs", {})
         if self.source in produced:
@@ -95,7 +93,7 @@ class TensorInfer(Element):
             if given is None:
                 raise PatchlineError(f"model {model_path} reads '{model_input.name}', which model {source_path} "
                                      f"({self.source}) does not produce (it gives {', '.join(by_name)}).")
-            have, given_text = list(given.shape[1:]), f"{given.name} {shape(given.shape)}"
+            have, given_text = list(given.shape[1:]), f"{given.name} {shape_text(given.shape)}"
             source_text = f"model {source_path} ({self.source})"
         elif isinstance(facts.get("imagesize"), int):
             size = facts["imagesize"]
@@ -103,7 +101,7 @@ class TensorInfer(Element):
         else:
             return
         if len(want) != len(have) or any(isinstance(a, int) and a != b for a, b in zip(want, have)):
-            raise PatchlineError(f"model {model_path} takes {model_input.name} {shape(model_input.shape)} but "
+            raise PatchlineError(f"model {model_path} takes {model_input.name} {shape_text(model_input.shape)} but "
                                  f"{source_text} gives {given_text}; are the layer2 / layer3 models swapped or "
                                  f"exported for another backbone or size?")
 
