@@ -101,14 +101,37 @@ def test_the_bank_watcher_keeps_the_old_bank_through_a_bad_one_and_takes_the_nex
 @pytest.mark.parametrize("model_path", ["../../etc/passwd", "/etc/passwd", "models/../../secret.onnx"])
 def test_a_pipeline_file_may_not_name_files_outside_the_models_folder(tmp_path, monkeypatch, model_path):
     monkeypatch.chdir(tmp_path)
-    stream = {"appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
-              "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
-                                     "next": "mxpi_imagenormalize0"},
-              "mxpi_imagenormalize0": {"factory": "mxpi_imagenormalize",
-                                       "props": {"alpha": "123.675,116.28,103.53", "beta": "58.395,57.12,57.375"},
-                                       "next": "mxpi_tensorinfer0"},
-              "mxpi_tensorinfer0": {"factory": "mxpi_tensorinfer", "props": {"modelPath": model_path},
-                                    "next": "appsink0"},
-              "appsink0": {"factory": "appsink"}}
     with pytest.raises(ConfigError, match="prop 'modelPath'.*outside the models folder"):
-        parse_pipeline({"s": stream}, "s.pipeline", check_files=False)
+        parse_pipeline({"s": _model_stream(model_path)}, "s.pipeline", check_files=False)
+
+
+def _model_stream(model_path: str) -> dict:
+    return {"appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+            "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
+                                   "next": "mxpi_imagenormalize0"},
+            "mxpi_imagenormalize0": {"factory": "mxpi_imagenormalize",
+                                     "props": {"alpha": "123.675,116.28,103.53", "beta": "58.395,57.12,57.375"},
+                                     "next": "mxpi_tensorinfer0"},
+            "mxpi_tensorinfer0": {"factory": "mxpi_tensorinfer", "props": {"modelPath": model_path},
+                                  "next": "appsink0"},
+            "appsink0": {"factory": "appsink"}}
+
+
+def test_a_relative_model_path_resolves_beside_the_pipeline_file_before_the_working_directory(tmp_path, monkeypatch):
+    line_dir, elsewhere = tmp_path / "line", tmp_path / "elsewhere"
+    (line_dir / "models").mkdir(parents=True)
+    (elsewhere / "models").mkdir(parents=True)
+    (line_dir / "models" / "m_224_layer2.onnx").write_bytes(b"beside the file")
+    (elsewhere / "models" / "m_224_layer2.onnx").write_bytes(b"in the working directory")
+    monkeypatch.setenv("PATCHLINE_MODELS", str(tmp_path))
+    monkeypatch.chdir(elsewhere)
+    pipeline = line_dir / "line.pipeline"
+    pipeline.write_text(json.dumps({"s": _model_stream("models/m_224_layer2.om")}))
+    parsed = load_pipeline(pipeline).streams["s"].elements["mxpi_tensorinfer0"].parsed
+    assert parsed["modelPath"] == str(line_dir / "models" / "m_224_layer2.onnx")
+    (line_dir / "models" / "m_224_layer2.onnx").unlink()  # not beside the file: the working directory's, as MindX
+    parsed = load_pipeline(pipeline).streams["s"].elements["mxpi_tensorinfer0"].parsed
+    assert parsed["modelPath"] == "models/m_224_layer2.onnx"
+    pipeline.write_text(json.dumps({"s": _model_stream("../../../etc/passwd")}))  # relative to the file: still confined
+    with pytest.raises(ConfigError, match="outside the models folder"):
+        load_pipeline(pipeline)

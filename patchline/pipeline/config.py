@@ -276,7 +276,8 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", allow_plugins: It
     path_text = str(path)
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path_text} must hold a JSON object with one entry per stream.")
-    options = {"allow_plugins": tuple(allow_plugins), "check_files": check_files}
+    options = {"allow_plugins": tuple(allow_plugins), "check_files": check_files,
+               "pipeline_dir": Path(path).parent if Path(path_text).is_file() else None}
     streams, problems, ignored = {}, [], []
     for stream, body in data.items():
         if not isinstance(body, dict):

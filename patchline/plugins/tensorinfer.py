@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from patchline.errors import PatchlineError
@@ -9,6 +11,19 @@ from patchline.formats import shape_text
 from patchline.paths import models_dir
 from patchline.extractors.onnx import model_name_facts, open_session, resolve_model_path
 from patchline.pipeline.elements import Element, Prop, Where, non_negative_int, one_of, validate_props
+
+
+def pipeline_model_path(text: str, pipeline_dir: Path | None) -> Path:
+    """The model file a modelPath names (a `.om` name → the `.onnx` beside it).
+
+    An absolute path stands as given. A relative one resolves against the pipeline file's folder
+    when the model is there (a line's pipeline kept beside its models), otherwise against the
+    working directory, as the MindX SDK resolves it (the shipped files name models/… that way).
+    """
+    path = resolve_model_path(text)
+    if not path.is_absolute() and pipeline_dir is not None and (pipeline_dir / path).is_file():
+        return pipeline_dir / path
+    return path
 
 
 class TensorInfer(Element):
@@ -37,13 +52,14 @@ class TensorInfer(Element):
     @classmethod
     def validate(cls, props, where: Where, options) -> dict:
         parsed = validate_props(cls.PROPS, props, where)
-        path = resolve_model_path(parsed["modelPath"])
+        path = pipeline_model_path(parsed["modelPath"], options.get("pipeline_dir"))
+        parsed["modelPath"] = str(path)  # what every later step (session, messages, check) opens
         root = models_dir().resolve()
         if not path.resolve().is_relative_to(root):  # a pipeline file names models, not any file
             raise where.error(f"{parsed['modelPath']} is outside the models folder {root} ($PATCHLINE_MODELS, "
                               f"default ./models); a pipeline file may only name models inside it.", "modelPath")
         if options.get("check_files", True) and not path.is_file():
-            also = f" (resolved from {parsed['modelPath']})" if str(path) != parsed["modelPath"] else ""
+            also = f" (resolved from {props['modelPath']})" if str(path) != props["modelPath"] else ""
             raise where.error(f"model file {path}{also} does not exist; export it with `patchline export`.",
                               "modelPath")
         return parsed
