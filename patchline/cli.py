@@ -133,6 +133,7 @@ def cmd_evaluate(args) -> int:
     seed_path = write_seed_layout(rows, seed, args.out)
     print(seed_layout_table(rows, seed) if args.seed_layout else summary_table(rows))
     print(f"wrote {csv_path}, {md_path}, {seed_path} and overlays under {args.out}/<category>/overlays")
+    print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
 

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi   # tools/rtsp_server.py
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  chromium                                    # headless browser for the report / dashboard tests
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -154,3 +154,25 @@ def test_crossfit_puts_every_image_in_the_bank_and_never_scores_one_against_a_ba
     for fold in folds:  # … against a bank built from the other folds only
         assert not set(fold["scored"]) & set(fold["bank"]) and sorted(fold["scored"] + fold["bank"]) == names
     assert meta["threshold_policy"]["n_holdout"] == 20 and meta.threshold > 0
+
+
+def test_the_html_report_shows_the_roc_the_histogram_and_overlays_in_a_real_browser(trained, tmp_path):
+    from browser import chromium_page
+
+    report = trained["out"] / "report.html"
+    assert f"report: {report}" in trained["evaluate"].stdout
+    data = json.loads((trained["out"] / "brick" / "report.json").read_text())
+    assert len(data["labels"]) == 20 and set(AGGREGATIONS) <= set(data["scores"])
+    with chromium_page() as page:
+        page.goto(report.as_uri())
+        loaded = "img => img.complete && img.naturalWidth > 100"
+        assert page.locator("section#brick img.roc").evaluate(loaded)
+        assert page.locator("section#brick img.histogram").evaluate(loaded)
+        overlays = page.locator("section#brick figure.overlay img")
+        assert overlays.count() >= 8  # 4 highest and 4 lowest of the 12 defects, plus any false alarm
+        assert all(overlays.nth(i).evaluate(loaded) for i in range(overlays.count()))
+        assert page.locator("section#brick figure.top_defects figcaption").first.inner_text().startswith("score ")
+        chosen = page.locator("section#brick tr.chosen td").first.inner_text()
+        assert chosen.startswith(data["aggregation"])
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -195,5 +195,6 @@ def run_demo(out: Path, quick: bool = False) -> int:
     code = pipeline_leg(out, dataset, banks, results, quick)
     if code:
         return code
-    print(f"demo finished in {time.perf_counter() - began:.0f} s; reports and heat-map overlays in {results}")
+    print(f"demo finished in {time.perf_counter() - began:.0f} s; CSV / Markdown results and overlays in {results}")
+    print(f"report: {results / 'report.html'} (open it in a browser)")
     return 0

@@ -70,10 +70,12 @@ def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: P
     """Score each MVTec-layout category's test set against its bank (named `line` when given).
 
     Features come from the bank's own settings (BankMeta.line_settings); the weights must be the
-    ones the bank was built with. Returns (report rows, CSV path, Markdown path)."""
+    ones the bank was built with. Writes results.csv / .md and report.html into `out`.
+    Returns (report rows, CSV path, Markdown path)."""
     from patchline.bank.store import load_bank
     from patchline.data.datasets import MvtecCategory
     from patchline.evaluation.evaluate import evaluate_category, write_reports
+    from patchline.report.html_report import write_html_report
 
     rows, cache = [], {}
     for name in categories:
@@ -87,6 +89,7 @@ def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: P
                 f"but evaluation would use {facts['file']}; pass the same --weights.")
         rows.append(evaluate_category(category, bank, extractor, settings, out, overlays, progress))
     csv_path, md_path = write_reports(rows, out)
+    write_html_report(rows, out)
     return rows, csv_path, md_path
 
 

@@ -30,6 +30,23 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points: labels (N,) bool/int (1 = defect), scores (N,) float → (fpr, tpr), each (M,) float64.
+
+    One point per distinct score (ties move both rates at once), from (0, 0) to (1, 1); the
+    trapezoid area under it equals `auroc`.
+    """
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last index of each tie group
+    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
+    tpr = np.r_[0.0, tp / max(int(y.sum()), 1)]
+    fpr = np.r_[0.0, fp / max(int((~y).sum()), 1)]
+    return fpr, tpr
+
+
 def pro_score(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3) -> float:
     """Normalised area under the PRO curve up to `fpr_limit` (MVTec AD's AUPRO).
 

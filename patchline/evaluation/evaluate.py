@@ -7,6 +7,7 @@ from normal images, pixel AUROC and PRO; writes CSV + Markdown and heat-map over
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resi
 from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
 from patchline.data.datasets import MvtecCategory
 from patchline.extractors.embeddings import Extractor, as_image, score_images
+from patchline.report.picks import report_picks
 from patchline.settings import LineSettings
 
 
@@ -71,15 +73,19 @@ def evaluate_category(
             writer.writerow([str(sample.path), sample.defect_type, sample.label,
                              *(f"{image_scores[a][i]:.9g}" for a in image_scores)])
     vmin, vmax = float(np.quantile(maps, 0.01)), float(np.quantile(maps, 0.999))
-    for i in _overlay_sample(labels, n_overlays):
+
+    def picture(i: int) -> np.ndarray:  # crop | heat-map overlay (true defect outlined), BGR for imwrite
         crop = to_rgb(center_crop(resize_image(as_image(paths[i]), settings.resize, settings.resize_type),
                                    settings.imagesize))
-        picture = overlay(crop, maps[i], vmin, vmax)
+        heat = overlay(crop, maps[i], vmin, vmax)
         if masks[i].any():
             contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(picture, contours, -1, (255, 255, 255), 1)
-        name = f"{samples[i].defect_type}_{paths[i].stem}.png"
-        cv2.imwrite(str(cat_dir / "overlays" / name), cv2.cvtColor(np.hstack([crop, picture]), cv2.COLOR_RGB2BGR))
+            cv2.drawContours(heat, contours, -1, (255, 255, 255), 1)
+        return cv2.cvtColor(np.hstack([crop, heat]), cv2.COLOR_RGB2BGR)
+
+    for i in _overlay_sample(labels, n_overlays):
+        cv2.imwrite(str(cat_dir / "overlays" / f"{samples[i].defect_type}_{paths[i].stem}.png"), picture(i))
+    _write_report_data(cat_dir, samples, labels, image_scores, chosen, bank.meta.threshold, picture)
 
     threshold = bank.meta.threshold
     flagged = is_defect(image_scores[chosen], threshold)
@@ -96,6 +102,27 @@ def evaluate_category(
         "test_false_alarm_rate": float(flagged[labels == 0].mean()) if (labels == 0).any() else float("nan"),
         "test_miss_rate": float((~flagged[labels == 1]).mean()) if (labels == 1).any() else float("nan"),
     }
+
+
+def _write_report_data(cat_dir: Path, samples, labels: np.ndarray, image_scores: dict, chosen: str,
+                       threshold: float, picture) -> None:
+    """cat_dir/report.json (labels, every aggregation's scores, the pictures it shows) and report/*.jpg."""
+    picks = report_picks(labels, image_scores[chosen], threshold)
+    shown_dir = cat_dir / "report"
+    shown_dir.mkdir(exist_ok=True)
+    for old in shown_dir.glob("*.jpg"):  # a re-run shows this run's pictures only
+        old.unlink()
+    shown = []
+    for kind in ("top_defects", "missed_defects", "false_alarms"):
+        for rank, i in enumerate(picks[kind]):
+            name = f"{kind}_{rank:02d}_{samples[i].path.stem}.jpg"
+            cv2.imwrite(str(shown_dir / name), picture(i), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            shown.append({"kind": kind, "file": f"report/{name}", "image": str(samples[i].path),
+                          "defect_type": samples[i].defect_type, "score": float(image_scores[chosen][i])})
+    data = {"aggregation": chosen, "threshold": float(threshold), "labels": [int(v) for v in labels],
+            "scores": {a: [float(v) for v in values] for a, values in image_scores.items()},
+            "shown": shown, "false_alarm_count": picks["false_alarm_count"][0]}
+    (cat_dir / "report.json").write_text(json.dumps(data))
 
 
 def _columns() -> list[str]:

@@ -1,0 +1,1 @@
+"""Pictures for people: the evaluation report's plots and page, alarm snapshots."""
