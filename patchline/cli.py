@@ -175,6 +175,12 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drift-window", type=int, help="frames per camera whose scores and alarm rate are compared with the "
                                                      "bank's calibration to flag drift (default 200)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model call (default 1: each model runs frames side by side in as many threads as the cores shared among the file's models allow)")
+    p.add_argument("--snapshots", metavar="DIR", help="keep a JPEG of every defect frame here (heat map, region box, "
+                                                       "score); the alarm names it")
+    p.add_argument("--snapshot-quota-mb", type=float, default=500.0,
+                   help="the most the snapshot folder may hold; the oldest go first (default 500)")
+    p.add_argument("--publish-snapshots", action="store_true",
+                   help="also publish each snapshot on patchline/<line>/<camera>/snapshot (QoS 1, not retained)")
     p.add_argument("--quiet", action="store_true", help="no summary")
 
 
@@ -199,8 +205,8 @@ def cmd_run(args) -> int:
                         spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
                         mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
                         mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, drift_window=args.drift_window,
-                        echo=not args.mqtt,
-                        quiet=args.quiet)
+                        echo=not args.mqtt, quiet=args.quiet, snapshots_dir=args.snapshots,
+                        snapshot_quota_mb=args.snapshot_quota_mb, publish_snapshots=args.publish_snapshots)
 
 
 def cmd_check(args) -> int:

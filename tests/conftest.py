@@ -152,7 +152,10 @@ class MqttCollector:
         try:
             payload = json.loads(raw)
         except ValueError:
-            payload = raw.decode(errors="replace")
+            try:
+                payload = raw.decode()
+            except UnicodeDecodeError:
+                payload = raw  # binary (an alarm snapshot's JPEG): kept as bytes
         with self._cond:
             self.messages.append((topic, payload, retained))
             self._cond.notify_all()

@@ -34,8 +34,11 @@ class RunHost:
     Its callbacks run on pipeline threads (appsink, camera grabber, bank watcher).
     """
 
-    def __init__(self, max_frames: int | None, on_enough, echo: bool, drift_rule: DriftRule = DriftRule()):
+    def __init__(self, max_frames: int | None, on_enough, echo: bool, drift_rule: DriftRule = DriftRule(),
+                 snapshots=None, publish_snapshots: bool = False):
         self.max_frames = max_frames
+        self.snapshots = snapshots  # SnapshotStore for alarm JPEGs, or None
+        self.publish_snapshots = publish_snapshots
         self.drift_rule = drift_rule
         self.drift: dict[str, DriftMonitor] = {}  # camera → its rolling window
         self.contexts: dict = {}  # camera → its stream's context (line, live bank meta)
@@ -56,6 +59,7 @@ class RunHost:
     def on_result(self, payload: dict) -> None:
         verdict = payload.get("verdict", "none")
         camera = payload.get("camera")
+        jpeg = payload.pop("_snapshot_jpeg", None)  # the post-process's snapshot of a defect frame
         with self._lock:
             if self.max_frames is not None and sum(self.verdicts.values()) >= self.max_frames:
                 return  # frames already in the stream when --max-frames was reached: not reported
@@ -65,6 +69,8 @@ class RunHost:
                 self.errors_per_camera[camera] += 1
             total = sum(self.verdicts.values())
         publisher = self.publishers.get(payload.get("line"))
+        if jpeg is not None:
+            self._keep_snapshot(payload, jpeg, publisher)
         if publisher is not None:
             publisher.publish_result(payload)
         elif self.echo:
@@ -73,6 +79,21 @@ class RunHost:
             self._watch_drift(camera, payload, publisher)
         if self.max_frames is not None and total >= self.max_frames:
             self.on_enough()
+
+    def _keep_snapshot(self, payload: dict, jpeg: bytes, publisher) -> None:
+        """Save the alarm's JPEG (the payload keeps its name only if it was kept) and, when asked,
+        queue it for `…/snapshot` ahead of the alarm that names it."""
+        saved = None
+        if self.snapshots is not None:
+            try:
+                saved = self.snapshots.save(payload["snapshot"], jpeg)
+            except OSError as exc:  # a full or read-only disk must not stop the line
+                log.warning("snapshot %s not saved: %s", payload["snapshot"], exc)
+        if saved is None:
+            payload.pop("snapshot", None)
+            return
+        if self.publish_snapshots and publisher is not None:
+            publisher.publish_snapshot(payload["camera"], jpeg)
 
     def _watch_drift(self, camera: str, payload: dict, publisher) -> None:
         """Feed the camera's drift window; on a change, publish it and set the camera's status."""
@@ -113,6 +134,18 @@ class RunHost:
         publisher = self.publishers.get(line)
         if publisher is not None:
             publisher.publish_bank(version)
+
+
+def _snapshot_store(folder: str | Path, quota_mb: float):
+    """The SnapshotStore for --snapshots, or a ConfigError naming what is wrong with the folder or quota."""
+    from patchline.report.snapshots import SnapshotStore
+
+    if not quota_mb or quota_mb <= 0:
+        raise ConfigError(f"--snapshot-quota-mb must be a positive number of megabytes, not {quota_mb}.")
+    try:
+        return SnapshotStore(folder, int(quota_mb * 1024 * 1024))
+    except OSError as exc:
+        raise ConfigError(f"cannot use {folder} for snapshots: {exc.strerror or exc}.") from None
 
 
 def _install_signals(stop) -> dict:
@@ -177,6 +210,9 @@ def run_pipeline(
     echo: bool = False,
     quiet: bool = False,
     publish_timeout: float = 10.0,
+    snapshots_dir: str | Path | None = None,
+    snapshot_quota_mb: float = 500.0,
+    publish_snapshots: bool = False,
 ) -> int:
     """Load, check and run a pipeline file; publish results; print a summary. Returns the exit status.
 
@@ -185,18 +221,26 @@ def run_pipeline(
     mqtt_url: mqtt://host:port (mqtts:// for TLS); None publishes nothing (echo=True prints JSON lines).
     line / banks_root: override the post-process's line and banks props.
     max_frames: stop after this many results (tests and benchmarks).
+    snapshots_dir: keep a JPEG of every defect frame there (at most snapshot_quota_mb, oldest
+    removed first), named in its alarm; publish_snapshots: also send it on `…/<camera>/snapshot`.
     """
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.publisher import Publisher
 
+    if publish_snapshots and not (snapshots_dir and mqtt_url):
+        raise ConfigError("--publish-snapshots needs --snapshots DIR and --mqtt URL: it publishes the snapshots "
+                          "it keeps.")
     config = load_pipeline(pipeline_path, allow_plugins)
+    store = _snapshot_store(snapshots_dir, snapshot_quota_mb) if snapshots_dir else None
     broker = None
     if mqtt_url:
         broker = BrokerSettings.from_url(mqtt_url, mqtt_username, mqtt_password, mqtt_ca, mqtt_cert, mqtt_key,
                                          mqtt_insecure)
     stop_event = threading.Event()
-    host = RunHost(max_frames, stop_event.set, echo, DriftRule(window=drift_window) if drift_window else DriftRule())
-    options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads}
+    host = RunHost(max_frames, stop_event.set, echo, DriftRule(window=drift_window) if drift_window else DriftRule(),
+                   store, publish_snapshots)
+    options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads,
+               "snapshots": store is not None}
     manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
     host.contexts = {cam: stream.context for stream in manager.streams.values() for cam in stream.cameras}
     try:

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -30,6 +31,8 @@ from patchline.mqtt.payload import encode_payload
 from patchline.mqtt.spool import AlarmSpool
 from patchline.mqtt.topics import bank_topic, camera_topic, host_status_topic
 from patchline.names import check_name
+
+MAX_SNAPSHOTS = 32  # alarm JPEGs held in memory while the broker is away (each is also on disk)
 
 log = logging.getLogger("patchline.mqtt")
 
@@ -65,6 +68,8 @@ class Publisher:
         self._bank_dirty = False
         self._drift: dict[str, dict] = {}
         self._drift_dirty: set[str] = set()
+        self._snapshots: deque[Message] = deque(maxlen=MAX_SNAPSHOTS)  # alarm JPEGs waiting for the broker
+        self.dropped_snapshots = 0
         self._connected = False
         self._down_logged = False
         self._closing = False
@@ -257,6 +262,18 @@ class Publisher:
             self._drift_dirty.add(camera)
             self._cond.notify_all()
 
+    def publish_snapshot(self, camera: str, jpeg: bytes) -> None:
+        """Queue an alarm's JPEG for `patchline/<line>/<camera>/snapshot` (QoS 1, not retained).
+
+        Sent ahead of results queued after it, so it reaches subscribers before its alarm. At most
+        MAX_SNAPSHOTS wait while the broker is away (the oldest dropped: the files stay on disk)."""
+        topic = camera_topic(self.line, camera, "snapshot")
+        with self._cond:
+            if len(self._snapshots) == self._snapshots.maxlen:
+                self.dropped_snapshots += 1
+            self._snapshots.append(self._outbox.message("snapshot", topic, jpeg))
+            self._cond.notify_all()
+
     def stats(self) -> dict:
         """Counters: queued (waiting or unacknowledged), delivered, dropped_verdicts, dropped_alarms,
         spool_errors, spooled_alarms, connected."""
@@ -274,7 +291,7 @@ class Publisher:
     def _pending_locked(self, include_status: bool = False) -> int:
         n = self._outbox.pending(include_status)
         if include_status:
-            n += len(self._status_dirty) + int(self._bank_dirty) + len(self._drift_dirty)
+            n += len(self._status_dirty) + int(self._bank_dirty) + len(self._drift_dirty) + len(self._snapshots)
         return n
 
     def _status_payload_locked(self, camera: str) -> bytes:
@@ -299,10 +316,13 @@ class Publisher:
             first.append(self._outbox.message("status", camera_topic(self.line, cam, "drift"),
                                               encode_payload(self._drift[cam]), retain=True))
         self._drift_dirty.clear()
+        first += self._snapshots
+        self._snapshots.clear()
         return self._outbox.take(first)
 
     def _has_work_locked(self) -> bool:
-        return bool(self._status_dirty or self._bank_dirty or self._drift_dirty or self._outbox.has_results_to_send())
+        return bool(self._status_dirty or self._bank_dirty or self._drift_dirty or self._snapshots
+                    or self._outbox.has_results_to_send())
 
     def _pump_loop(self) -> None:
         # paho's on_publish runs under paho's own lock; so this thread never calls paho while

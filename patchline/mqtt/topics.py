@@ -4,6 +4,7 @@
     patchline/<line>/<camera>/alarm     defects only
     patchline/<line>/<camera>/status    retained: online / offline / reconnecting / drift …, counters
     patchline/<line>/<camera>/drift     retained: drift raised or cleared, with the window's statistics
+    patchline/<line>/<camera>/snapshot  with --publish-snapshots: each alarm's JPEG (not retained)
     patchline/<line>/bank               retained: the live bank version
     patchline/<line>/feedback           operator feedback in: false alarms' images (app/feedback.py)
     patchline/<line>/feedback/reply     the new bank version, or why the feedback was refused
@@ -17,7 +18,7 @@ ROOT = "patchline"
 
 
 def camera_topic(line: str, camera: str, kind: str) -> str:
-    """`patchline/<line>/<camera>/<kind>` for kind verdict | alarm | status | drift; names are checked."""
+    """`patchline/<line>/<camera>/<kind>` for kind verdict | alarm | status | drift | snapshot; names are checked."""
     return f"{ROOT}/{check_name(line, 'line')}/{check_name(camera, 'camera')}/{kind}"
 
 
