@@ -170,6 +170,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
                    help="let the file load this post-process module from outside patchline.plugins (repeatable)")
     p.add_argument("--max-frames", type=int, help="stop after this many results")
+    p.add_argument("--loop", action="store_true",
+                   help="go through a folder source again and again until stopped (a demonstration screen, a soak)")
     p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
     add_broker_arguments(p)
     p.add_argument("--drift-window", type=int, help="frames per camera whose scores and alarm rate are compared with the "
@@ -206,7 +208,8 @@ def cmd_run(args) -> int:
                         mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
                         mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, drift_window=args.drift_window,
                         echo=not args.mqtt, quiet=args.quiet, snapshots_dir=args.snapshots,
-                        snapshot_quota_mb=args.snapshot_quota_mb, publish_snapshots=args.publish_snapshots)
+                        snapshot_quota_mb=args.snapshot_quota_mb, publish_snapshots=args.publish_snapshots,
+                        loop_folder=args.loop)
 
 
 def cmd_check(args) -> int:
@@ -227,6 +230,18 @@ def cmd_alarms(args) -> int:
     return run_alarms(args.mqtt, args.line, args.json, username=args.mqtt_username, password=args.mqtt_password,
                       tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert, tls_key=args.mqtt_key,
                       tls_insecure=args.mqtt_insecure, count=args.count, timeout=args.timeout)
+
+
+def cmd_dashboard(args) -> int:
+    import logging
+
+    from patchline.dashboard.run import run_dashboard
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    return run_dashboard(args.mqtt, args.port, args.host, args.line, username=args.mqtt_username,
+                         password=args.mqtt_password, tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert,
+                         tls_key=args.mqtt_key, tls_insecure=args.mqtt_insecure)
 
 
 def cmd_demo(args) -> int:
@@ -325,6 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_broker_arguments(p)
     p.set_defaults(func=cmd_alarms)
+
+    p = sub.add_parser("dashboard", help="a live web page of every camera (status, scores, alarms, snapshots), fed "
+                                         "from the broker")
+    p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1; 0.0.0.0 serves the plant network)")
+    p.add_argument("--line", help="only this product line")
+    add_broker_arguments(p)
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")
     p.add_argument("--out", default="demo-output")

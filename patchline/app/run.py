@@ -213,6 +213,7 @@ def run_pipeline(
     snapshots_dir: str | Path | None = None,
     snapshot_quota_mb: float = 500.0,
     publish_snapshots: bool = False,
+    loop_folder: bool = False,
 ) -> int:
     """Load, check and run a pipeline file; publish results; print a summary. Returns the exit status.
 
@@ -223,6 +224,7 @@ def run_pipeline(
     max_frames: stop after this many results (tests and benchmarks).
     snapshots_dir: keep a JPEG of every defect frame there (at most snapshot_quota_mb, oldest
     removed first), named in its alarm; publish_snapshots: also send it on `…/<camera>/snapshot`.
+    loop_folder: folder sources start again at the end, until stopped.
     """
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.publisher import Publisher
@@ -240,7 +242,7 @@ def run_pipeline(
     host = RunHost(max_frames, stop_event.set, echo, DriftRule(window=drift_window) if drift_window else DriftRule(),
                    store, publish_snapshots)
     options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads,
-               "snapshots": store is not None}
+               "snapshots": store is not None, "loop_folder": loop_folder}
     manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
     host.contexts = {cam: stream.context for stream in manager.streams.values() for cam in stream.cameras}
     try:

@@ -1,0 +1,1 @@
+"""`patchline dashboard`: a live web page of every camera, fed from the broker."""
