@@ -16,3 +16,8 @@ def test_the_quick_demo_trains_evaluates_and_streams_verdicts_to_mqtt(tmp_path):
     assert "`patchline alarms` printed" in out
     parity = float(out.split("max relative difference ")[1].split()[0])
     assert parity < 1e-4
+    last = out.strip().splitlines()[-1]
+    report = tmp_path / "out" / "results" / "report.html"
+    assert last.startswith(f"report: {report}"), last  # the demo ends by naming its report
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "data:image/jpeg;base64," in page

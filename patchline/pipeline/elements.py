@@ -55,6 +55,7 @@ def one_of(*choices: str) -> Callable[[str], str]:
         if text not in choices:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return text
+    parse.choices = choices  # shown by the element reference (pipeline/reference.py)
     return parse
 
 

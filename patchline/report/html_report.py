@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from patchline.core.scoring import AGGREGATIONS
+from patchline.core.scoring import AGGREGATIONS, is_defect
 from patchline.report.plots import roc_plot, score_histogram
 
 _KINDS = {
@@ -67,7 +67,7 @@ def _category_section(row: dict, cat_dir: Path) -> str:
              "<p class='facts'>"
              f"<span>{row['n_good']} good, {row['n_defect']} defective test images</span>"
              f"<span>aggregation <b>{html.escape(chosen)}</b>: image AUROC <b>{_num(row['chosen_auroc'])}</b></span>"
-             f"<span>threshold {row['threshold']:.4g}: false alarms {_rate(row['test_false_alarm_rate'])}, "
+             f"<span>calibrated threshold {row['threshold']:.4g}: false alarms {_rate(row['test_false_alarm_rate'])}, "
              f"misses {_rate(row['test_miss_rate'])}</span>"
              f"<span>pixel AUROC {_num(row['pixel_auroc'])}, PRO {_num(row['pro'])}</span></p>"]
     plots = []
@@ -87,8 +87,8 @@ def _category_section(row: dict, cat_dir: Path) -> str:
             parts.append("<p class='muted'>none</p>")
         for item in shown:
             picture = (cat_dir / item["file"]).read_bytes()
-            caption = (f"score {item['score']:.4g} ({'over' if item['score'] > data['threshold'] else 'under'} "
-                       f"the threshold) · {item['defect_type']} · {Path(item['image']).name}")
+            side = "over" if is_defect(item["score"], data["threshold"]) else "under"
+            caption = f"score {item['score']:.4g} ({side} the threshold) · {item['defect_type']} · {Path(item['image']).name}"
             parts.append(f"<figure class='overlay {kind}'>{_img(picture, 'image/jpeg', caption)}"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("</section>")

@@ -168,7 +168,6 @@ def build_bank(
             "image_list_sha256": image_list_sha256(items),
             "n_patches_before_coreset": int(len(fit_items) * grid[0] * grid[1]),
         },
-        "models": {},
         **calibration,
     }
     bank_dir = write_bank(banks_root, settings.line, patches, meta, settings.search, settings.ef_search)
