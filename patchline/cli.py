@@ -14,6 +14,7 @@ from pathlib import Path
 from patchline import __version__
 from patchline.errors import ConfigError, PatchlineError
 from patchline.cli_banks import add_bank_commands
+from patchline.cli_tune import add_tune_command
 from patchline.paths import banks_root, models_dir, project_file
 
 
@@ -83,7 +84,7 @@ def cmd_train(args) -> int:
         if args.dataset is None:
             raise PatchlineError(f"training category '{args.category}' needs --dataset (the MVTec AD root folder).")
         _check_folder(args.dataset, "dataset folder")
-        base = load_category_table(args.config).get(args.category)
+        base = load_category_table(args.config or project_file("configs/mvtec.yaml")).get(args.category)
         category = MvtecCategory(args.dataset, args.category).check()
         items = category.train_images()
         settings = base.replace(**_overrides(args), line=args.line or args.category)
@@ -91,7 +92,9 @@ def cmd_train(args) -> int:
         if not args.line:
             raise PatchlineError("training from --images needs --line NAME (the product line's bank name).")
         items = good_images(args.images)
-        settings = validate(LineSettings(line=args.line)).replace(**_overrides(args))
+        base = (load_category_table(args.config).get(args.line) if args.config is not None  # e.g. `patchline tune`'s
+                else validate(LineSettings(line=args.line)))
+        settings = base.replace(**_overrides(args))
     return _train_one(settings, items, args)
 
 
@@ -265,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")
     p.add_argument("category", nargs="?", help="MVTec AD category (with --dataset)")
     p.add_argument("--dataset", type=Path, help="MVTec AD root folder")
-    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"), help="per-category settings file (default configs/mvtec.yaml)")
+    p.add_argument("--config", type=Path, help="settings file: per category (default configs/mvtec.yaml), or with "
+                                               "--line and --images the line's own entry (e.g. written by tune)")
     p.add_argument("--line", help="product line name (bank name); defaults to the category")
     p.add_argument("--images", type=Path, help="folder of good images of the line")
     p.add_argument("--add", type=Path, metavar="FOLDER",
@@ -320,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     add_bank_commands(sub, common)
+    add_tune_command(sub)
 
     p = sub.add_parser("check", help="check a pipeline file without running it: props, models, the line's bank; "
                                      "prints the stream graph with tensor shapes (exit 0 / 2)")

@@ -1,0 +1,157 @@
+"""`patchline tune` on an ELPV line's training cells, and — in this benchmark only — how its proxy
+ranks the settings against the test cells' ranking.
+
+Usage: python bench/tune.py [--cells mono|poly] [--budget-fps N] [--sizes 224,320] [--backbones …]
+
+Tuning reads the training cells only (as `patchline tune` does). Here, each candidate's proxy bank
+(built from the bank part of the training cells) also scores the test cells, and the table shows
+that test AUROC beside the subtle-defect proxy and the bold-defect proxy (cut-paste, scratch,
+blob: what calibration uses) — the test never chooses. Spearman's rank correlation of each proxy
+with the test AUROC closes the table. Then the chosen setting is trained as a line (the ELPV
+config's calibration) and evaluated on the test cells, beside the configured line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def main() -> int:
+    from patchline.app.tune import model_cost_ms, trial_table
+    from patchline.core.calibration import synthetic_defects
+    from patchline.core.embed import embed
+    from patchline.core.metrics import auroc
+    from patchline.core.scoring import aggregate_all
+    from patchline.data.datasets import elpv_split
+    from patchline.extractors.embeddings import as_image
+    from patchline.models.export import export_models
+    from patchline.models.mindspore_extractor import load_extractor
+    from patchline.models.weights import resolve_weights
+    from patchline.settings import load_category_table
+    from patchline.training.tune import (candidate_grid, choose, extract_features, proxy_defects, split_for_proxy,
+                                         tune_line)
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", choices=("mono", "poly"), default="mono")
+    parser.add_argument("--budget-fps", type=float)
+    parser.add_argument("--backbones", default="efficientnet_lite0,mobilenet_v2")
+    parser.add_argument("--sizes", default="224,320")
+    parser.add_argument("--coreset", default="0.01,0.1")
+    parser.add_argument("--no-train", action="store_true", help="skip training and evaluating the chosen line")
+    args = parser.parse_args()
+
+    base = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{args.cells}")
+    split = elpv_split(args.cells)
+    train = [as_image(i) for i in split.train]
+    test = [as_image(i) for i in list(split.test_normal) + list(split.test_defect)]
+    labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
+    candidates = candidate_grid(base, args.backbones.split(","), [int(s) for s in args.sizes.split(",")],
+                                [("layer2",), ("layer2", "layer3")], [float(r) for r in args.coreset.split(",")])
+    extractors, costs, features = {}, {}, {}
+    bold, test_auroc = {}, {}
+    _, proxy_idx = split_for_proxy(len(train), base.seed)
+    proxy_normals = [train[i] for i in proxy_idx]
+    bold_images = synthetic_defects(proxy_normals, base.seed)
+
+    def extractor_for(backbone):
+        if backbone not in extractors:
+            extractors[backbone] = load_extractor(backbone, ("layer2", "layer3"), cache_dir=ROOT / "models")[0]
+        return extractors[backbone]
+
+    scratch = tempfile.TemporaryDirectory(prefix="bench-tune-")
+
+    def model_ms_for(candidate):
+        key = (candidate.backbone, candidate.imagesize)
+        if key not in costs:
+            ckpt = resolve_weights(candidate.backbone, None, ROOT / "models")
+            costs[key] = model_cost_ms(export_models(candidate.backbone, ckpt, candidate.imagesize,
+                                                     Path(scratch.name)), candidate.imagesize)
+        return costs[key]
+
+    def embedded(key, images, candidate):
+        """Features of images at the candidate's backbone and size (cached), embedded for its layers."""
+        if key + (candidate.backbone, candidate.imagesize) not in features:
+            settings = base.replace(backbone=candidate.backbone, imagesize=candidate.imagesize,
+                                    resize=candidate.resize, layers=("layer2", "layer3"))
+            features[key + (candidate.backbone, candidate.imagesize)] = extract_features(
+                images, extractor_for(candidate.backbone), settings)[0]
+        raw = features[key + (candidate.backbone, candidate.imagesize)]
+        n = next(iter(raw.values())).shape[0]
+        return np.concatenate([embed({k: v[i:i + 16] for k, v in raw.items()}, candidate.layers, base.patchsize, None)
+                               for i in range(0, n, 16)])
+
+    def on_bank(candidate, search, aggregation):  # the benchmark's view; tuning never sees it
+        scores = aggregate_all(search.patch_scores(embedded(("test",), test, candidate)))
+        test_auroc[candidate] = auroc(labels, scores[aggregation])
+        normal = aggregate_all(search.patch_scores(embedded(("proxy",), proxy_normals, candidate)))
+        defect = aggregate_all(search.patch_scores(embedded(("bold",), bold_images, candidate)))
+        both = np.r_[np.zeros(len(proxy_normals)), np.ones(len(bold_images))]
+        bold[candidate] = max(auroc(both, np.r_[normal[a], defect[a]]) for a in normal)
+
+    began_wall, began_cpu = time.perf_counter(), time.process_time()
+    trials = tune_line(base, train, candidates, extractor_for, model_ms_for, progress=True, on_bank=on_bank)
+    wall, cpu = time.perf_counter() - began_wall, time.process_time() - began_cpu
+    cores = os.cpu_count() or 1
+    chosen = choose(trials, args.budget_fps, cores)
+    print(f"\nELPV {args.cells}: {len(train)} training cells ({len(proxy_idx)} of them the proxy's), "
+          f"{len(test)} test cells; tuning (with the benchmark's extra test scoring) {wall:.0f} s wall, {cpu:.0f} s CPU")
+    print(trial_table(trials, chosen, cores, args.budget_fps))
+    print("\n| setting | bank | subtle proxy AUROC | bold proxy AUROC | test AUROC (bench only) | CPU ms | est. fps |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for t in trials:
+        mark = " **(chosen)**" if t is chosen else ""
+        print(f"| {t.candidate.label()}, {t.aggregation}{mark} | {t.bank_patches} | {t.best_auroc:.4f} | "
+              f"{bold[t.candidate]:.4f} | {test_auroc[t.candidate]:.4f} | {t.cpu_ms:.1f} | {t.frames_per_second(cores):.0f} |")
+    tests = [test_auroc[t.candidate] for t in trials]
+    print(f"\nSpearman rank correlation with the test AUROC: subtle proxy "
+          f"{spearman([t.best_auroc for t in trials], tests):.2f}, bold proxy {spearman([bold[t.candidate] for t in trials], tests):.2f}")
+    best = max(trials, key=lambda t: test_auroc[t.candidate])
+    print(f"best by test (for reference only): {best.candidate.label()} {test_auroc[best.candidate]:.4f}; "
+          f"chosen: {chosen.candidate.label()} {test_auroc[chosen.candidate]:.4f} (proxy banks: 3/4 of the training cells)")
+    if not args.no_train:
+        train_chosen(base, chosen, split, labels)
+    scratch.cleanup()
+    return 0
+
+
+def train_chosen(base, chosen, split, labels) -> None:
+    """Train the chosen setting as the line (all training cells, the config's calibration) and evaluate it."""
+    from patchline.bank.store import load_bank
+    from patchline.core.metrics import auroc
+    from patchline.core.scoring import aggregate_all
+    from patchline.extractors.embeddings import score_images
+    from patchline.models.mindspore_extractor import load_extractor
+    from patchline.training.train import build_bank
+
+    settings = chosen.candidate.settings(base).replace(aggregation=chosen.aggregation)
+    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
+    with tempfile.TemporaryDirectory() as banks:
+        began = time.perf_counter()
+        build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
+        seconds = time.perf_counter() - began
+        bank = load_bank(Path(banks), settings.line)
+        test = list(split.test_normal) + list(split.test_defect)
+        scores = aggregate_all(score_images(test, bank, extractor, settings), [bank.meta.aggregation])
+    print(f"chosen setting trained as the line ({settings.calibration}, {seconds:.0f} s): bank {bank.meta.n_patches} "
+          f"patches, aggregation {bank.meta.aggregation}, test image AUROC {auroc(labels, scores[bank.meta.aggregation]):.4f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
