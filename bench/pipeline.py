@@ -219,6 +219,8 @@ def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: 
     from patchline.core.metrics import auroc
 
     export_models("efficientnet_lite0", 224, work / "models")
+    # the pipeline files are written beside work/models, so their models/… paths resolve there
+    os.environ["PATCHLINE_MODELS"] = str(work / "models")
     rows = []
     for cell_type in cell_types:
         graph_line, exact_line = train_real_line(cell_type, work)

@@ -123,7 +123,8 @@ def anomalib_child(cell_type: str, size: int, coreset: float) -> dict:
     model = PatchcoreModel(layers=["layer2", "layer3"], backbone="resnet18", pre_trained=False, num_neighbors=9)
     model.feature_extractor = LiteLayers()
     began = time.perf_counter()
-    model.train()
+    model.train()  # PatchcoreModel's training mode collects embeddings …
+    model.feature_extractor.eval()  # … while the backbone's batch norms keep their ImageNet statistics
     train = list(split.train)
     with torch.no_grad():
         for i in range(0, len(train), 16):
@@ -193,6 +194,7 @@ def patchline_side(cell_types: list[str], work: Path) -> dict:
         meta = json.loads(next((work / "banks" / line).glob("*/bank.json")).read_text())
         out[cell_type] = {"train_s": seconds, "peak_rss_mib": int(measured.stdout.split()[-1]) / 1024,
                           "bank": meta["n_patches"], "aggregation": meta["aggregation"]}
+    (work / "broker").mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(work / "broker")
     broker.start()
     try:
