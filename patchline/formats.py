@@ -15,6 +15,13 @@ def iso_utc(timestamp: float | None = None) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def metric_text(value) -> str:
+    """A table cell for a metric: a float with 4 decimals ("n/a" for NaN), anything else as str."""
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.4f}"
+    return str(value)
+
+
 def shape_text(dims) -> str:
     """A tensor shape for messages: (N, 40, 28, 28), symbolic dims (a dynamic batch) shown as N."""
     return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"

@@ -21,7 +21,7 @@ TIMED_RUNS = 20
 
 def model_cost_ms(paths: dict[str, Path], imagesize: int) -> dict[str, float]:
     """CPU ms per frame of the exported layer2 and layer3 models, one onnxruntime thread, batch 1
-    (as the pipeline runs them): {"layer2": ms, "layer3": ms}, median-free mean of TIMED_RUNS after a warm-up."""
+    (as the pipeline runs them): {"layer2": ms, "layer3": ms}, the mean of TIMED_RUNS runs after a warm-up."""
     from patchline.extractors.onnx import open_session
 
     layer2, layer3 = open_session(paths["layer2"], 1), open_session(paths["layer3"], 1)

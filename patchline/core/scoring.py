@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,11 +66,16 @@ def is_defect(image_scores, threshold: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One frame judged: its image score, whether it is a defect, and the defect region (or None)."""
+    """One frame judged: its image score, whether it is a defect, and the defect region (or None).
+
+    amap / level: for a defect, the (S, S) float32 anomaly map the region was outlined on and the
+    level it was outlined at (an alarm snapshot draws the same map); None for a good image."""
 
     score: float
     defect: bool
     region: dict | None
+    amap: np.ndarray | None = field(default=None, compare=False, repr=False)
+    level: float | None = None
 
 
 def judge(patch_scores: np.ndarray, aggregation: str, threshold: float, pixel_threshold: float | None,
@@ -83,10 +88,9 @@ def judge(patch_scores: np.ndarray, aggregation: str, threshold: float, pixel_th
     """
     score = float(aggregate(patch_scores[None], aggregation)[0])
     defect = bool(is_defect(score, threshold))
-    region = None
-    if defect:
-        amap = anomaly_map(patch_scores, imagesize)
-        level = pixel_threshold if pixel_threshold is not None else float(amap.max())
-        found = defect_region(amap, level, crop_origin)
-        region = {"bbox": found["bbox"], "area": found["area"]}
-    return Verdict(score, defect, region)
+    if not defect:
+        return Verdict(score, defect, None)
+    amap = anomaly_map(patch_scores, imagesize)
+    level = pixel_threshold if pixel_threshold is not None else float(amap.max())
+    found = defect_region(amap, level, crop_origin)
+    return Verdict(score, defect, {"bbox": found["bbox"], "area": found["area"]}, amap, level)

@@ -19,6 +19,7 @@ from patchline.core.metrics import auroc, pro_score
 from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_image, to_rgb
 from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
 from patchline.data.datasets import MvtecCategory
+from patchline.formats import metric_text
 from patchline.extractors.embeddings import Extractor, as_image, score_images
 from patchline.report.picks import report_picks
 from patchline.settings import LineSettings
@@ -145,12 +146,6 @@ def _mean_row(rows: list[dict]) -> list:
     return mean
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "n/a" if np.isnan(value) else f"{value:.4f}"
-    return str(value)
-
-
 def write_reports(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     """Write results.csv and results.md (one row per category plus a mean row); return both paths."""
     out_dir = Path(out_dir)
@@ -162,7 +157,7 @@ def write_reports(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
         writer.writerow(_columns())
         writer.writerows(table)
     lines = ["| " + " | ".join(_columns()) + " |", "|" + "---|" * len(_columns())]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table]
+    lines += ["| " + " | ".join(metric_text(v) for v in row) + " |" for row in table]
     md_path.write_text(
         "Image AUROC for every aggregation; `aggregation` is the one each bank chose from normal images "
         "(and synthetic defects) only, `auroc_chosen` its test AUROC. test_far / test_miss: rates at the "
@@ -177,6 +172,6 @@ def summary_table(rows: list[dict]) -> str:
     out = [head]
     for r in rows:
         best = max(r["image_auroc"].values())
-        out.append(f"{r['category']:<14}{r['aggregation']:<12}{_fmt(r['chosen_auroc']):>10}{_fmt(best):>10}"
-                   f"{_fmt(r['pixel_auroc']):>10}{_fmt(r['pro']):>8}")
+        out.append(f"{r['category']:<14}{r['aggregation']:<12}{metric_text(r['chosen_auroc']):>10}{metric_text(best):>10}"
+                   f"{metric_text(r['pixel_auroc']):>10}{metric_text(r['pro']):>8}")
     return "\n".join(out)

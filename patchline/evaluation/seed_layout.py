@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import yaml
 
 from patchline.errors import ConfigError
+from patchline.formats import metric_text
 
 # patchline aggregation → the seed's column (its spelling, topK5 included)
 SEED_COLUMNS = {
@@ -67,11 +68,7 @@ def patchline_row(row: Mapping) -> dict[str, float]:
 
 
 def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4f}"
-    return str(value)
+    return "" if value is None else metric_text(value)
 
 
 def seed_layout_table(rows: Sequence[Mapping], seed: Mapping[str, Mapping[str, float]]) -> str:

@@ -276,10 +276,11 @@ class Publisher:
 
     def stats(self) -> dict:
         """Counters: queued (waiting or unacknowledged), delivered, dropped_verdicts, dropped_alarms,
-        spool_errors, spooled_alarms, connected."""
+        spool_errors, spooled_alarms, dropped_snapshots, connected."""
         with self._cond:
             return {"queued": self._outbox.pending(), **self._outbox.counts,
-                    "spooled_alarms": self._outbox.spooled(), "connected": self._connected}
+                    "spooled_alarms": self._outbox.spooled(), "dropped_snapshots": self.dropped_snapshots,
+                    "connected": self._connected}
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued message is acknowledged; True if that happened in time."""

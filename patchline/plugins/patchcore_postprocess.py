@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from patchline.bank import live as live_bank
-from patchline.core.anomaly_map import anomaly_map
 from patchline.core.embed import embed
 from patchline.core.preprocess import crop_box
 from patchline.core.scoring import judge
@@ -132,27 +131,26 @@ class PatchCorePostProcess:
             spent["aggregate_map"] += t3 - t2
         n = len(frames)
         payloads = {}
-        for frame, verdict, scores in zip(frames, verdicts, patch_scores):
+        for frame, verdict in zip(frames, verdicts):
             frame.timings.update(embed=(t1 - t0) / n, search=(t2 - t1) / n, aggregate_map=(t3 - t2) / n)
             payload = self._payload(frame, state, "defect" if verdict.defect else "good", verdict.score)
             if verdict.region is not None:
                 payload["region"] = verdict.region
             if verdict.defect and self.context.options.get("snapshots") and frame.image is not None:
-                self._attach_snapshot(payload, frame.image, scores, m)
+                self._attach_snapshot(payload, frame.image, verdict)
             payloads[id(frame)] = payload
         return payloads
 
-    def _attach_snapshot(self, payload: dict, crop: np.ndarray, patch_scores: np.ndarray, m) -> None:
+    def _attach_snapshot(self, payload: dict, crop: np.ndarray, verdict) -> None:
         """payload["snapshot"]: the JPEG's name; payload["_snapshot_jpeg"]: its bytes, for the host to
-        keep and publish (it pops the key before anything is sent)."""
-        amap = anomaly_map(patch_scores, m.imagesize)
-        level = m.pixel_threshold if m.pixel_threshold is not None else float(amap.max())
+        keep and publish (it pops the key before anything is sent). Draws the map the verdict's region
+        was outlined on."""
         caption = (f"{payload['line']} / {payload['camera']}  frame {payload['frame_id']}  "
                    f"score {payload['score']:.4g} > {payload['threshold']:.4g}  {payload['timestamp']}")
         name = snapshot_name(payload)
         identity = {k: payload[k] for k in ("line", "camera", "frame_id", "score", "timestamp")}
         payload["snapshot"] = name
-        payload["_snapshot_jpeg"] = encode_snapshot(snapshot_picture(crop, amap, level, caption),
+        payload["_snapshot_jpeg"] = encode_snapshot(snapshot_picture(crop, verdict.amap, verdict.level, caption),
                                                     {"name": name, **identity})
 
     def close(self) -> None:

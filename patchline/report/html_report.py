@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from patchline.core.scoring import AGGREGATIONS, is_defect
+from patchline.formats import metric_text
 from patchline.report.plots import roc_plot, score_histogram
 
 _KINDS = {
@@ -44,16 +45,12 @@ def _rate(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
 
 
-def _num(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
 def _aggregation_table(row: dict) -> str:
     lines = ["<table class='aggregations'><tr><th>aggregation</th><th>image AUROC</th></tr>"]
     for name in AGGREGATIONS:
         mark = " class='chosen'" if name == row["aggregation"] else ""
         label = f"{name} (chosen from good images)" if mark else name
-        lines.append(f"<tr{mark}><td>{html.escape(label)}</td><td>{_num(row['image_auroc'][name])}</td></tr>")
+        lines.append(f"<tr{mark}><td>{html.escape(label)}</td><td>{metric_text(row['image_auroc'][name])}</td></tr>")
     return "\n".join(lines) + "</table>"
 
 
@@ -66,10 +63,10 @@ def _category_section(row: dict, cat_dir: Path) -> str:
     parts = [f"<section class='category' id='{html.escape(name)}'><h2>{html.escape(name)}</h2>",
              "<p class='facts'>"
              f"<span>{row['n_good']} good, {row['n_defect']} defective test images</span>"
-             f"<span>aggregation <b>{html.escape(chosen)}</b>: image AUROC <b>{_num(row['chosen_auroc'])}</b></span>"
+             f"<span>aggregation <b>{html.escape(chosen)}</b>: image AUROC <b>{metric_text(row['chosen_auroc'])}</b></span>"
              f"<span>calibrated threshold {row['threshold']:.4g}: false alarms {_rate(row['test_false_alarm_rate'])}, "
              f"misses {_rate(row['test_miss_rate'])}</span>"
-             f"<span>pixel AUROC {_num(row['pixel_auroc'])}, PRO {_num(row['pro'])}</span></p>"]
+             f"<span>pixel AUROC {metric_text(row['pixel_auroc'])}, PRO {metric_text(row['pro'])}</span></p>"]
     plots = []
     if labels.min() != labels.max():
         plots.append(_img(roc_plot(labels, scores, chosen), "image/png", f"ROC curve of {chosen}", "roc"))
