@@ -30,7 +30,8 @@ def _layers(text: str) -> tuple[str, ...]:
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
     """The seed's per-line flags; each overrides the YAML / default value when given."""
     g = parser.add_argument_group("line settings (override the settings file)")
-    g.add_argument("--backbone", help="wide_resnet101_2 (default), wide_resnet50_2, efficientnet_lite0, mobilenet_v2")
+    g.add_argument("--backbone", help="wide_resnet101_2 (default), wide_resnet50_2, efficientnet_lite0, efficientnet_lite1, "
+                                      "efficientnet_lite2, mobilenet_v2")
     g.add_argument("--weights", type=Path, help="backbone weights: MindSpore .ckpt or torchvision .pth")
     g.add_argument("--random-weights", action="store_true", help="allow random backbone weights (speed tests only)")
     g.add_argument("--layer", dest="layers", type=_layers, help="layer2, layer3 or layer2,layer3")

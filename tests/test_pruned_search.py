@@ -35,6 +35,18 @@ def test_the_graph_finds_the_exact_nearest_patch_when_it_may_visit_the_whole_ban
     np.testing.assert_allclose(search.upper_bounds(queries), exact, rtol=1e-5)
 
 
+def test_exact_search_returns_the_nearest_row_across_bank_and_query_blocks():
+    from patchline.core.search import CHUNK, QUERY_CHUNK
+
+    rng = np.random.default_rng(3)
+    bank = rng.normal(size=(CHUNK + 300, 8)).astype(np.float32)
+    queries = rng.normal(size=(QUERY_CHUNK + 40, 8)).astype(np.float32)
+    squared, rows = NearestPatchSearch(bank).nearest(queries)
+    brute = ((queries[:, None, :].astype(np.float64) - bank[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_array_equal(rows, brute.argmin(axis=1))
+    np.testing.assert_allclose(squared, brute.min(axis=1), rtol=1e-5)
+
+
 def test_the_low_dimensional_bound_never_loses_the_nearest_patch():
     from patchline.core.pruned_search import LowDimExactSearch, _projection
 

@@ -40,10 +40,15 @@ class NearestPatchSearch:
         The products find each query's nearest patch; its distance is then recomputed directly
         as ||q − b||², so near-zero distances carry no cancellation error from the expansion.
         """
+        return self.nearest(queries)[0][:, None]
+
+    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, D) float32 queries → ((n,) float32 squared distance to the nearest bank row,
+        (n,) int64 that row), as faiss `search(q, 1)`."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) > QUERY_CHUNK:
-            return np.concatenate([self.squared_distances(queries[s : s + QUERY_CHUNK])
-                                   for s in range(0, len(queries), QUERY_CHUNK)])
+            parts = [self.nearest(queries[s : s + QUERY_CHUNK]) for s in range(0, len(queries), QUERY_CHUNK)]
+            return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
         rows = np.arange(len(queries))
         best = nearest = None
         for start, vectors_t, norms in self.blocks:
@@ -57,7 +62,7 @@ class NearestPatchSearch:
             else:
                 better = low < best
                 best[better], nearest[better] = low[better], arg[better] + start
-        return self.distances_to(queries, nearest)[:, None]
+        return self.distances_to(queries, nearest), nearest.astype(np.int64)
 
     def distances_to(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(n, D) float32 queries and (n,) int bank rows → (n,) float32 ||q − b||², measured

