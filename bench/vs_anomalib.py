@@ -195,8 +195,7 @@ def patchline_side(cell_types: list[str], work: Path) -> dict:
         out[cell_type] = {"train_s": seconds, "peak_rss_mib": int(measured.stdout.split()[-1]) / 1024,
                           "bank": meta["n_patches"], "aggregation": meta["aggregation"]}
     (work / "broker").mkdir(parents=True, exist_ok=True)
-    broker = LocalBroker(work / "broker")
-    broker.start()
+    broker = LocalBroker(work / "broker")  # started by its constructor
     try:
         for row in real_line_rows(cell_types, work, broker.url, None):
             entry = out[row["line"].removeprefix("elpv-")]

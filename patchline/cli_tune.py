@@ -6,6 +6,8 @@ from pathlib import Path
 
 from patchline.errors import ConfigError
 
+DEFAULT_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
+
 
 def _csv(kind):
     def parse(text: str):
@@ -44,8 +46,9 @@ def add_tune_command(sub) -> None:
     p.add_argument("--config", type=Path, help="settings file whose entry for the line is the base (resize / imagesize "
                                                "ratio, calibration, false-alarm rate …)")
     p.add_argument("--budget-fps", type=float, help="frames/s the line must reach on this machine")
-    p.add_argument("--grid-backbones", type=_csv(str), default=["efficientnet_lite0", "mobilenet_v2"],
-                   help="comma-separated (default efficientnet_lite0,mobilenet_v2)")
+    p.add_argument("--grid-backbones", type=_csv(str), default=list(DEFAULT_BACKBONES),
+                   help=f"comma-separated (default {','.join(DEFAULT_BACKBONES)}: the backbones with packaged "
+                        f"ImageNet weights)")
     p.add_argument("--grid-sizes", type=_csv(int), default=[224, 320],
                    help="image sizes, comma-separated (default 224,320)")
     p.add_argument("--grid-layers", type=_layer_sets, default=[("layer2",), ("layer2", "layer3")],

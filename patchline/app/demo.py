@@ -88,7 +88,9 @@ class LocalBroker:
         self.start()
 
     def start(self) -> None:
-        """Start Mosquitto and wait until it listens (RuntimeError after 10 s)."""
+        """Start Mosquitto and wait until it listens (RuntimeError after 10 s); nothing when it runs."""
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
+            return
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

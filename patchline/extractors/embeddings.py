@@ -7,6 +7,7 @@ ONNX models in the pipeline. Everything after the extractor is shared.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol, Sequence, Union
 
@@ -40,6 +41,30 @@ class PatchScorer(Protocol):
     def patch_scores(self, embeddings: np.ndarray) -> np.ndarray: ...
 
 
+def iter_features(
+    items: Sequence[ImageItem],
+    extractor: Extractor,
+    settings: LineSettings,
+    progress: str | None = None,
+) -> Iterator[tuple[int, Mapping[str, np.ndarray], float]]:
+    """Yield (first item index, {layer: (n, C, h, w) float32 backbone features}, CPU seconds the
+    batch's preprocessing took) per batch of `settings.batch_size`.
+
+    progress: a tqdm description, or None for no progress bar.
+    """
+    bar = tqdm(total=len(items), desc=progress, unit="img", disable=progress is None, leave=False)
+    try:
+        for start in range(0, len(items), settings.batch_size):
+            chunk = [as_image(i) for i in items[start : start + settings.batch_size]]
+            began = time.process_time()
+            batch = np.stack([preprocess(i, settings.resize, settings.imagesize, settings.resize_type) for i in chunk])
+            seconds = time.process_time() - began
+            yield start, extractor(batch), seconds
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
 def iter_embeddings(
     items: Sequence[ImageItem],
     extractor: Extractor,
@@ -50,15 +75,8 @@ def iter_embeddings(
 
     progress: a tqdm description, or None for no progress bar.
     """
-    bar = tqdm(total=len(items), desc=progress, unit="img", disable=progress is None, leave=False)
-    try:
-        for start in range(0, len(items), settings.batch_size):
-            chunk = items[start : start + settings.batch_size]
-            batch = np.stack([preprocess(as_image(i), settings.resize, settings.imagesize, settings.resize_type) for i in chunk])
-            yield start, embed_images(batch, extractor, settings)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
+    for start, features, _ in iter_features(items, extractor, settings, progress):
+        yield start, embed(features, settings.layers, settings.patchsize, settings.target_dim)
 
 
 def score_images(items: Sequence[ImageItem], bank: PatchScorer, extractor: Extractor, settings: LineSettings,

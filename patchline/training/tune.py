@@ -23,13 +23,12 @@ from tqdm import tqdm
 from patchline.core.coreset import RandomProjection, select_from_projection
 from patchline.core.embed import embed
 from patchline.core.metrics import auroc
-from patchline.core.preprocess import preprocess
 from patchline.core.pruned_search import PrunedPatchSearch, build_hnsw
 from patchline.core.scoring import AGGREGATIONS, aggregate_all
 from patchline.core.search import NearestPatchSearch
 from patchline.core.synthetic import SUBTLE_KINDS, make_defect
 from patchline.errors import PatchlineError
-from patchline.extractors.embeddings import ImageItem, as_image
+from patchline.extractors.embeddings import ImageItem, as_image, iter_features
 from patchline.settings import SEARCH_AUTO_WORK, LineSettings
 
 PROXY_FRACTION = 0.25     # of the good images: scored, never in the proxy bank
@@ -110,17 +109,10 @@ def extract_features(images: Sequence[np.ndarray], extractor, settings: LineSett
     """Backbone features of in-memory images: ({layer: (N, C, h, w) float32}, preprocess CPU ms per image)."""
     parts: dict[str, list[np.ndarray]] = {}
     prep = 0.0
-    bar = tqdm(total=len(images), desc=progress, unit="img", disable=progress is None, leave=False)
-    for start in range(0, len(images), settings.batch_size):
-        chunk = images[start:start + settings.batch_size]
-        t0 = time.process_time()
-        batch = np.stack([preprocess(image, settings.resize, settings.imagesize, settings.resize_type)
-                          for image in chunk])
-        prep += time.process_time() - t0
-        for layer, value in extractor(batch).items():
+    for _, features, seconds in iter_features(images, extractor, settings, progress):
+        prep += seconds
+        for layer, value in features.items():
             parts.setdefault(layer, []).append(np.asarray(value, dtype=np.float32))
-        bar.update(len(chunk))
-    bar.close()
     return {layer: np.concatenate(v) for layer, v in parts.items()}, 1000.0 * prep / max(len(images), 1)
 
 
