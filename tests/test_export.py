@@ -114,3 +114,13 @@ def test_atc_script_fails_clearly_without_atc(tmp_path):
     assert "atc" in res.stderr and "CANN" in res.stderr
     usage = subprocess.run(["bash", str(REPO / "tools" / "atc_convert.sh")], capture_output=True, text=True, env=env)
     assert usage.returncode != 0 and "SOC_VERSION" in usage.stderr
+
+
+def test_atc_script_knows_every_backbone_and_its_layer2_channels():
+    from patchline.models.registry import BACKBONES
+
+    for name, spec in BACKBONES.items():
+        res = subprocess.run(["bash", str(REPO / "tools" / "atc_convert.sh"), "--print", name, "224", "Ascend310P3"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        assert f'--input_shape="layer2:-1,{spec.channels["layer2"]},28,28"' in res.stdout, name

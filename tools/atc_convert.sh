@@ -3,7 +3,8 @@
 #
 # Usage: tools/atc_convert.sh [--print] BACKBONE IMAGESIZE SOC_VERSION [MODELS_DIR] [BATCHES]
 #        tools/atc_convert.sh --print-seed SOC_VERSION [MODELS_DIR] [BATCHES]
-#   BACKBONE     wide_resnet101_2 | wide_resnet50_2 | efficientnet_lite0 | mobilenet_v2
+#   BACKBONE     wide_resnet101_2 | wide_resnet50_2 | efficientnet_lite0 | efficientnet_lite1 |
+#                efficientnet_lite2 | mobilenet_v2
 #   IMAGESIZE    the image size the ONNX files were exported for (e.g. 224)
 #   SOC_VERSION  the chip, as `npu-smi info` names it, e.g. Ascend310P3, Ascend310B1, Ascend910B
 #   MODELS_DIR   folder holding <backbone>_<imagesize>_layer{2,3}.onnx (default: models)
@@ -20,12 +21,12 @@
 #   atc --framework=5 --model=models/B_S_layer3.onnx --output=models/B_S_layer3 \
 #       --input_format=NCHW --input_shape="layer2:-1,C2,ceil(S/8),ceil(S/8)" --dynamic_batch_size="1,2,4,8" \
 #       --soc_version=SOC --log=error
-# C2 (layer2 channels): wide_resnet* 512, efficientnet_lite0 40, mobilenet_v2 32.
+# C2 (layer2 channels): wide_resnet* 512, efficientnet_lite0/1 40, efficientnet_lite2 48, mobilenet_v2 32.
 # The .om files land beside the .onnx ones under the same names, which is what pipeline files expect.
 # ATC itself is not available on patchline's CI machines: there only --print is exercised.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 if [ "${1:-}" = "--print-seed" ]; then
@@ -44,9 +45,10 @@ backbone=$1; size=$2; soc=$3; dir=${4:-models}; batches=${5:-1,2,4,8}
 
 case "$backbone" in
     wide_resnet50_2|wide_resnet101_2) c2=512 ;;
-    efficientnet_lite0) c2=40 ;;
+    efficientnet_lite0|efficientnet_lite1) c2=40 ;;
+    efficientnet_lite2) c2=48 ;;
     mobilenet_v2) c2=32 ;;
-    *) echo "error: unknown backbone '$backbone' (wide_resnet101_2, wide_resnet50_2, efficientnet_lite0, mobilenet_v2)" >&2; exit 2 ;;
+    *) echo "error: unknown backbone '$backbone' (wide_resnet101_2, wide_resnet50_2, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2)" >&2; exit 2 ;;
 esac
 case "$size" in
     ''|*[!0-9]*) echo "error: IMAGESIZE must be a whole number of pixels, got '$size'" >&2; exit 2 ;;
