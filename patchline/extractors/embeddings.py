@@ -29,12 +29,6 @@ def as_image(item: ImageItem) -> np.ndarray:
     return load_image(item)
 
 
-def embed_images(images: np.ndarray, extractor: Extractor, settings: LineSettings) -> np.ndarray:
-    """(N, 3, S, S) float32 network input → (N, h, w, D) float32 patch embeddings."""
-    features = extractor(images)
-    return embed(features, settings.layers, settings.patchsize, settings.target_dim)
-
-
 class PatchScorer(Protocol):
     """Anything that scores embeddings against a bank: a loaded `Bank` or a `NearestPatchSearch`."""
 
