@@ -63,39 +63,33 @@ def zscore(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (np.asarray(values, np.float64) - reference.mean()) / max(float(reference.std()), 1e-12)
 
 
-def line_bank(embeddings: np.ndarray, base, progress: str) -> tuple[np.ndarray, np.ndarray]:
+def line_bank(embeddings: np.ndarray, base) -> tuple[np.ndarray, np.ndarray]:
     """(bank (M, D), cross-fitted held-out patch scores (N, h, w)) as `train` builds them for crossfit."""
     from patchline.core.coreset import RandomProjection, select_from_projection
-    from patchline.core.search import NearestPatchSearch
-    from patchline.training.train import crossfit_folds
+    from patchline.training.train import fold_banks
 
     n, h, w, d = embeddings.shape
     flat = embeddings.reshape(-1, d)
     projected = RandomProjection(d, 128, seed=base.seed)(flat)
-    per_image = h * w
     held_out = np.empty((n, h, w), dtype=np.float32)
-    for k, scored in enumerate(crossfit_folds(n, base.folds, base.seed)):
-        print(f"  {progress}: fold {k + 1}/{base.folds}", file=sys.stderr)
-        others = np.setdiff1d(np.arange(n), scored)
-        rows = (others[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
-        chosen = select_from_projection(projected[rows], base.coreset_ratio, base.seed)
-        held_out[scored] = NearestPatchSearch(flat[rows[np.sort(chosen)]]).patch_scores(embeddings[scored])
+    for scored, _, search in fold_banks(n, flat, projected, (h, w), base, progress=True):
+        held_out[scored] = search.patch_scores(embeddings[scored])
     chosen = np.sort(select_from_projection(projected, base.coreset_ratio, base.seed))
     return np.ascontiguousarray(flat[chosen]), held_out
 
 
-def variant_row(train_emb: np.ndarray, test_emb: np.ndarray, labels: np.ndarray, base, label: str) -> dict:
+def variant_row(train_emb: np.ndarray, test_emb: np.ndarray, labels: np.ndarray, base) -> dict:
     """Test AUROC of every statistic for one (backbone, size, layers) on its full cross-fitted bank."""
     from patchline.core.metrics import auroc
-    from patchline.core.scoring import AGGREGATIONS, aggregate_all
+    from patchline.core.scoring import AGGREGATIONS, aggregate_all, patch_scores_from_distances
     from patchline.core.search import NearestPatchSearch
 
     began = time.perf_counter()
-    bank, held_out = line_bank(train_emb, base, label)
+    bank, held_out = line_bank(train_emb, base)
     search = NearestPatchSearch(bank)
     n, h, w, d = test_emb.shape
     squared, rows = search.nearest(test_emb.reshape(-1, d))
-    scores = np.sqrt(np.maximum(squared, 0)).astype(np.float32).reshape(n, h, w)
+    scores = patch_scores_from_distances(squared[:, None], (h, w))
     test = aggregate_all(scores)
     normal = aggregate_all(held_out, ("topk5", "mean"))
     result = {a: auroc(labels, test[a]) for a in AGGREGATIONS}
@@ -112,12 +106,12 @@ def variant_row(train_emb: np.ndarray, test_emb: np.ndarray, labels: np.ndarray,
 
 
 def main() -> int:
-    from patchline.core.embed import embed
+    from patchline.core.scoring import AGGREGATIONS
     from patchline.data.datasets import elpv_split
     from patchline.extractors.embeddings import as_image
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
-    from patchline.training.tune import extract_features
+    from patchline.training.tune import embed_features, extract_features
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", default="mono,poly")
@@ -142,13 +136,9 @@ def main() -> int:
             raw_train = extract_features(train, extractor, settings)[0]
             raw_test = extract_features(test, extractor, settings)[0]
             for layers in layer_sets:
-                def embedded(raw):
-                    count = next(iter(raw.values())).shape[0]
-                    return np.concatenate([embed({k: v[i:i + 16] for k, v in raw.items()}, layers, base.patchsize, None)
-                                           for i in range(0, count, 16)])
-
                 label = f"{backbone} {args.size}px {'+'.join(layers)}"
-                row = variant_row(embedded(raw_train), embedded(raw_test), labels, base, label)
+                row = variant_row(embed_features(raw_train, layers, base.patchsize),
+                                  embed_features(raw_test, layers, base.patchsize), labels, base)
                 print(f"{cell_type} {label}: {row}", file=sys.stderr)
                 rows.append((label, row))
         print(f"\nELPV {cell_type}: {len(train)} training cells, {len(test)} test cells; coreset {args.coreset}, "
@@ -157,7 +147,6 @@ def main() -> int:
                 "normals / defects with z(−mean) > 3", "s"]
         print("| " + " | ".join(head) + " |")
         print("|---" * len(head) + "|")
-        from patchline.core.scoring import AGGREGATIONS
         for label, r in rows:
             best = max(AGGREGATIONS, key=lambda a: r[a])
             print(f"| {label} | {r['bank'][0]} × {r['bank'][1]} | " + " | ".join(f"{r[a]:.4f}" for a in SHOWN)

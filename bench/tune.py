@@ -57,7 +57,6 @@ def split_half_spearman(labels: np.ndarray, scores: list[np.ndarray], splits: in
 def main() -> int:
     from patchline.app.tune import model_cost_ms, trial_table
     from patchline.core.calibration import synthetic_defects
-    from patchline.core.embed import embed
     from patchline.core.metrics import auroc
     from patchline.core.scoring import aggregate_all
     from patchline.data.datasets import elpv_split
@@ -66,8 +65,8 @@ def main() -> int:
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.models.weights import resolve_weights
     from patchline.settings import load_category_table
-    from patchline.training.tune import (candidate_grid, choose, extract_features, proxy_defects, split_for_proxy,
-                                         tune_line)
+    from patchline.training.tune import (candidate_grid, choose, embed_features, extract_features, proxy_defects,
+                                         split_for_proxy, tune_line)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", choices=("mono", "poly"), default="mono")
@@ -113,10 +112,8 @@ def main() -> int:
                                     resize=candidate.resize, layers=("layer2", "layer3"))
             features[key + (candidate.backbone, candidate.imagesize)] = extract_features(
                 images, extractor_for(candidate.backbone), settings)[0]
-        raw = features[key + (candidate.backbone, candidate.imagesize)]
-        n = next(iter(raw.values())).shape[0]
-        return np.concatenate([embed({k: v[i:i + 16] for k, v in raw.items()}, candidate.layers, base.patchsize, None)
-                               for i in range(0, n, 16)])
+        return embed_features(features[key + (candidate.backbone, candidate.imagesize)], candidate.layers,
+                              base.patchsize)
 
     def on_bank(candidate, search, aggregation):  # the benchmark's view; tuning never sees it
         scores = aggregate_all(search.patch_scores(embedded(("test",), test, candidate)))

@@ -8,7 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -73,6 +73,23 @@ def crossfit_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(order[k::folds]) for k in range(folds)]
 
 
+def fold_banks(n_images: int, matrix: np.ndarray, projected: np.ndarray, grid: tuple[int, int],
+               settings: LineSettings, progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, NearestPatchSearch]]:
+    """Cross-fitting's banks: per non-empty fold, (scored image indices, bank image indices, the
+    exact search of the coreset — same ratio and seed as the line's — of the bank images' patches).
+
+    matrix: (n_images * h * w, D) patch embeddings, image by image; projected: their (…, 128) projection."""
+    per_image = grid[0] * grid[1]
+    folds = crossfit_folds(n_images, settings.folds, settings.seed)
+    for scored in tqdm(folds, desc="calibration folds", unit="fold", disable=not progress, leave=False):
+        if not len(scored):  # fewer images than folds
+            continue
+        others = np.setdiff1d(np.arange(n_images), scored)
+        rows = (others[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+        chosen = select_from_projection(projected[rows], settings.coreset_ratio, settings.seed, False)
+        yield scored, others, NearestPatchSearch(np.ascontiguousarray(matrix[rows[np.sort(chosen)]]))
+
+
 def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, grid: tuple[int, int],
                      settings: LineSettings, extractor: Extractor, progress: bool) -> tuple[np.ndarray, np.ndarray, list]:
     """Held-out scores for every image: fold k's images (and their synthetic defects) scored
@@ -82,14 +99,7 @@ def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, gri
     normal = np.empty((len(items),) + grid, dtype=np.float32)
     defect = np.empty_like(normal)
     record = []
-    folds = crossfit_folds(len(items), settings.folds, settings.seed)
-    for scored in tqdm(folds, desc="calibration folds", unit="fold", disable=not progress, leave=False):
-        if not len(scored):  # fewer images than folds
-            continue
-        others = np.setdiff1d(np.arange(len(items)), scored)
-        rows = (others[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
-        chosen = select_from_projection(projected[rows], settings.coreset_ratio, settings.seed, False)
-        search = NearestPatchSearch(np.ascontiguousarray(matrix[rows[np.sort(chosen)]]))
+    for scored, others, search in fold_banks(len(items), matrix, projected, grid, settings, progress):
         own = (scored[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
         normal[scored] = search.patch_scores(np.asarray(matrix[own]).reshape(len(scored), *grid, -1))
         images = [as_image(items[i]) for i in scored]

@@ -116,7 +116,9 @@ def extract_features(images: Sequence[np.ndarray], extractor, settings: LineSett
     return {layer: np.concatenate(v) for layer, v in parts.items()}, 1000.0 * prep / max(len(images), 1)
 
 
-def _embed_all(features: dict[str, np.ndarray], layers, patchsize: int) -> np.ndarray:
+def embed_features(features: dict[str, np.ndarray], layers, patchsize: int) -> np.ndarray:
+    """{layer: (N, C, h, w) float32} backbone features → (N, h', w', D) float32 embeddings of `layers`,
+    16 images per `embed` call."""
     n = next(iter(features.values())).shape[0]
     return np.concatenate([embed({k: v[i:i + 16] for k, v in features.items()}, layers, patchsize, None)
                            for i in range(0, n, 16)])
@@ -142,11 +144,11 @@ def try_layer_sets(candidates: Sequence[Candidate], bank_features: dict, normal_
     trials = []
     labels = None
     for layers in dict.fromkeys(c.layers for c in candidates):
-        bank_emb = _embed_all(bank_features, layers, base.patchsize)
-        normal_emb = _embed_all(normal_features, layers, base.patchsize)
-        embed_ms = _cpu_ms(lambda: _embed_all({k: v[:TIMED_FRAMES] for k, v in normal_features.items()}, layers,
+        bank_emb = embed_features(bank_features, layers, base.patchsize)
+        normal_emb = embed_features(normal_features, layers, base.patchsize)
+        embed_ms = _cpu_ms(lambda: embed_features({k: v[:TIMED_FRAMES] for k, v in normal_features.items()}, layers,
                                               base.patchsize), min(TIMED_FRAMES, len(normal_emb)))
-        defect_emb = _embed_all(defect_features, layers, base.patchsize)
+        defect_emb = embed_features(defect_features, layers, base.patchsize)
         flat = bank_emb.reshape(-1, bank_emb.shape[-1])
         projected = RandomProjection(flat.shape[1], min(128, flat.shape[1]), seed=base.seed)(flat)
         labels = np.r_[np.zeros(len(normal_emb)), np.ones(len(defect_emb))]
