@@ -3,9 +3,13 @@ beside the bare model forward measured in the same run. Not a test. Prints a Mar
 
     python bench/pipeline.py [--backbones efficientnet_lite0,wide_resnet50_2] [--sizes 224,320]
                              [--frames 300] [--threads N] [--work DIR (default: a patchline-bench folder in the temp dir)]
+                             [--lines mono,poly] [--line-config FILE …] [--skip-configured]
+
+Real lines first: elpv-mono / elpv-poly trained as configs/elpv.yaml says and, with --line-config,
+as another line config says (e.g. the one `patchline tune` wrote), each streamed through its pipeline.
 
 Models are exported once (`patchline export`, in a subprocess: this process never loads
-MindSpore); efficientnet_lite0 has its packaged ImageNet weights, wide_resnet50_2 random weights
+MindSpore); backbones with packaged ImageNet weights use them, wide_resnet50_2 random weights
 (`--random-weights`, speed only). Banks are built from the exported models with realistic sizes:
 1 % coreset of a 250-image line (e.g. 1960 patches at 224, 4000 at 320). Frames are 360 × 360 PNGs.
 """
@@ -37,7 +41,9 @@ def export_models(backbone: str, size: int, models: Path) -> None:
         return
     cmd = [sys.executable, "-m", "patchline.cli", "export", "--backbone", backbone, "--imagesize", str(size),
            "--out", str(models)]
-    if backbone != "efficientnet_lite0":
+    from patchline.models.registry import backbone_spec
+
+    if not backbone_spec(backbone).packaged_weights:
         cmd.append("--random-weights")
     print(f"exporting {backbone} at {size} …", file=sys.stderr)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -92,12 +98,13 @@ def build_bank(backbone: str, size: int, layers: tuple[str, ...], models: Path, 
     return line
 
 
-def pipeline_json(backbone: str, size: int, layers: tuple[str, ...], line: str) -> dict:
-    """The shipped folder pipeline, pointed at this model size and line."""
+def pipeline_json(backbone: str, size: int, layers: tuple[str, ...], line: str, resize: int | None = None) -> dict:
+    """The shipped folder pipeline, pointed at this model size (short side resized to `resize`,
+    default RESIZE[size]) and line."""
     name = "folder_layer2_layer3" if "layer3" in layers else "folder_layer2"
     data = json.loads((ROOT / "pipeline" / f"{name}.pipeline").read_text())
     stream = data[name]
-    stream["mxpi_imageresize0"]["props"]["scaleValue"] = str(RESIZE[size])
+    stream["mxpi_imageresize0"]["props"]["scaleValue"] = str(resize or RESIZE[size])
     stream["mxpi_imagecrop0"]["props"].update(cropHeight=str(size), cropWidth=str(size))
     for key in ("mxpi_tensorinfer0", "mxpi_tensorinfer1"):
         if key in stream:
@@ -167,7 +174,7 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
         "layer2": ms(busy["mxpi_tensorinfer0"]), "layer3": ms(busy.get("mxpi_tensorinfer1", 0.0)),
         "embed": ms(post.stage_seconds["embed"]), "search": ms(post.stage_seconds["search"]),
         "aggregate_map": ms(post.stage_seconds["aggregate_map"]), "publish": ms(publish_s[0]),
-        "bank": post.live.state.index.ntotal,
+        "bank": post.live.state.index.ntotal, "search_kind": post.live.state.meta.search.get("kind", "exact"),
         "stage_cpu": ms(sum(stream.stats()["cpu_s"].values())),
         "cpu_by_element": {name: ms(s) for name, s in stream.stats()["cpu_s"].items()},
         "exact_queries": (post.live.state.pruned.exact_queries / max(n, 1)
@@ -176,22 +183,29 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
     }
 
 
-def train_real_line(cell_type: str, work: Path) -> tuple[str, str]:
-    """Train elpv-<cell_type> exactly as configs/elpv.yaml says (real Lite0 weights, real cells, the
-    line's coreset), with the graph search index; beside it the same bank searched exactly.
-    Returns (hnsw line, exact line)."""
+CONFIGURED = ROOT / "configs" / "elpv.yaml"
+
+
+def train_real_line(cell_type: str, work: Path, config: Path, banks: Path) -> tuple[str, str | None]:
+    """Train elpv-<cell_type> exactly as `config` says (real weights, real cells, the line's coreset)
+    into `banks`; beside it, when the line searches through a graph index, the same bank searched
+    exactly. The configured line (configs/elpv.yaml) is trained with the graph index (--search hnsw).
+    Returns (line, exact copy or None when the line itself searches exactly)."""
     from patchline.app.demo import write_elpv_line
 
-    line, banks = f"elpv-{cell_type}", work / "banks"
+    line = f"elpv-{cell_type}"
     dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
     if not (banks / line / "CURRENT").is_file():
-        print(f"training {line} as configured …", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
-                        "--config", str(ROOT / "configs" / "elpv.yaml"), "--search", "hnsw", "--quiet"], check=True,
+        print(f"training {line} as {config.name} says …", file=sys.stderr)
+        cmd = [sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
+               "--config", str(config), "--quiet"]
+        subprocess.run(cmd + (["--search", "hnsw"] if config == CONFIGURED else []), check=True,
                        stdout=subprocess.DEVNULL)
+    version = (banks / line / "CURRENT").read_text().strip()
+    if json.loads((banks / line / version / "bank.json").read_text())["search"]["kind"] == "exact":
+        return line, None
     exact = f"{line}-exact"
     if not (banks / exact / "CURRENT").is_file():  # the very same patches and threshold, searched exactly
-        version = (banks / line / "CURRENT").read_text().strip()
         target = banks / exact / version
         shutil.copytree(banks / line / version, target)
         (target / "search.faiss").unlink()
@@ -213,49 +227,98 @@ def test_cells(work: Path, cell_type: str) -> Path:
     return folder
 
 
-def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: int | None) -> list[dict]:
-    """Stream each line's test cells through pipeline/elpv_mono.pipeline (its line replaced), exact
-    search and graph (HNSW) search on the same bank; frames/s, CPU, stages and image AUROC of the scores."""
-    from patchline.core.metrics import auroc
+def line_pipeline(config: Path, cell_type: str, line: str, work: Path) -> Path:
+    """The pipeline file that streams `line` as `config` sets elpv-<cell_type> up: the shipped
+    pipeline/elpv_mono.pipeline for the configured line, else the shipped folder pipeline pointed at
+    the config's backbone, sizes and layers; the models are exported into work/models."""
+    from patchline.settings import load_category_table
 
-    export_models("efficientnet_lite0", 224, work / "models")
+    if config == CONFIGURED:
+        data = json.loads((ROOT / "pipeline" / "elpv_mono.pipeline").read_text())
+        data["elpv_mono"]["mxpi_classpostprocessor0"]["props"]["line"] = line
+        export_models("efficientnet_lite0", 224, work / "models")
+    else:
+        s = load_category_table(config).get(f"elpv-{cell_type}")
+        if s.resize_type != "short_side":
+            raise SystemExit(f"{config}: the folder pipeline resizes the short side; resize_type {s.resize_type!r} "
+                             "has no pipeline here.")
+        export_models(s.backbone, s.imagesize, work / "models")
+        data = pipeline_json(s.backbone, s.imagesize, s.layers, line, s.resize)
+    path = work / f"{line}-{config.stem}.pipeline"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: int | None,
+                   config: Path = CONFIGURED) -> list[dict]:
+    """Stream each line's test cells through its pipeline (see line_pipeline), the bank's own search
+    and (where that is a graph index) exact search of the same bank; frames/s, CPU, stages and image
+    AUROC of the published scores."""
+    from patchline.core.metrics import auroc
+    from patchline.settings import load_category_table
+
     # the pipeline files are written beside work/models, so their models/… paths resolve there
     os.environ["PATCHLINE_MODELS"] = str(work / "models")
+    banks = work / ("banks" if config == CONFIGURED else f"banks-{config.stem}")
     rows = []
-    for cell_type in cell_types:
-        graph_line, exact_line = train_real_line(cell_type, work)
+    table = load_category_table(config)
+    for cell_type in [c for c in cell_types if f"elpv-{c}" in table.categories]:  # the lines this config sets up
+        s = table.get(f"elpv-{cell_type}")
+        setting = (f"{s.backbone} {s.imagesize}px {'+'.join(s.layers)} coreset {s.coreset_ratio:g} "
+                   f"{s.aggregation}")
+        own, exact = train_real_line(cell_type, work, config, banks)
         cells = test_cells(work, cell_type)
-        for search, line in (("exact", exact_line), ("hnsw", graph_line)):
-            data = json.loads((ROOT / "pipeline" / "elpv_mono.pipeline").read_text())
-            stream = data["elpv_mono"]
-            stream["mxpi_classpostprocessor0"]["props"]["line"] = line
-            path = work / f"{line}.pipeline"
-            path.write_text(json.dumps(data))
+        for line in ([exact] if exact else []) + [own]:
+            path = line_pipeline(config, cell_type, line, work)
             spool = work / "spool" / line
             shutil.rmtree(spool, ignore_errors=True)
-            result = run_pipeline_once(path, cells, work / "banks", broker_url, spool, threads)
+            result = run_pipeline_once(path, cells, banks, broker_url, spool, threads)
             scores = result.pop("scores")
             print("  CPU ms per frame by element: " + ", ".join(f"{k} {v:.2f}" for k, v in result.pop("cpu_by_element").items()),
                   file=sys.stderr)
             names = sorted(scores)
             labels = np.array([name.startswith("defect_") for name in names], dtype=int)
             result["auroc"] = auroc(labels, np.array([scores[name] for name in names], dtype=np.float64))
-            rows.append({**result, "line": f"elpv-{cell_type}", "index": search, "cells": len(names)})
-            print(f"elpv-{cell_type} {search}: {result['fps']:.1f} frames/s, CPU ms/frame {result['cpu']:.1f}, "
-                  f"AUROC {result['auroc']:.4f}", file=sys.stderr)
+            search = result.pop("search_kind")
+            rows.append({**result, "line": f"elpv-{cell_type}", "index": search, "cells": len(names),
+                         "config": config.name, "setting": setting})
+            print(f"elpv-{cell_type} ({config.name}) {search}: {result['fps']:.1f} frames/s, CPU ms/frame "
+                  f"{result['cpu']:.1f}, AUROC {result['auroc']:.4f}", file=sys.stderr)
     return rows
 
 
 def real_line_table(rows: list[dict]) -> str:
-    head = ("| line | search | bank | cells | pipeline fps | CPU ms | decode | resize+crop+norm | layer2 | layer3 "
+    head = ("| line | config | setting | search | bank | cells | pipeline fps | CPU ms | decode | resize+crop+norm | layer2 | layer3 "
             "| embed | search ms | aggregate+map | exact queries / frame | image AUROC of the verdict scores |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        out.append(f"| {r['line']} | {r['index']} | {r['bank']} | {r['cells']} | {r['fps']:.1f} | {r['cpu']:.1f} | "
+        out.append(f"| {r['line']} | {r['config']} | {r['setting']} | {r['index']} | {r['bank']} | {r['cells']} | {r['fps']:.1f} | {r['cpu']:.1f} | "
                    f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | {r['layer3']:.2f} | "
                    f"{r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | {r['exact_queries']:.0f} | "
                    f"{r['auroc']:.4f} |")
     return "\n".join(out)
+
+
+def print_synthetic_table(rows: list[dict], args) -> None:
+    """The synthetic rows' Markdown table (bare model beside the pipeline)."""
+    print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
+          f"about 20 s of frames), {os.cpu_count()} CPU cores. "
+          f"bare: the model(s) alone, batch 1, intra-op threads {args.threads or os.cpu_count()}. pipeline: file read → "
+          f"MQTT publish. Stage columns: wall ms per frame inside the stage (stages run in their own threads and "
+          f"overlap, so they add up to more than 1000 / fps). CPU ms: the whole process's CPU time per frame, all threads "
+          f"(unlike wall times, independent of other load on the machine; {os.cpu_count()} idle cores bound the rate "
+          f"at {os.cpu_count()}000 / CPU ms; CPU ratio = bare CPU / pipeline CPU).\n")
+    head = ("| backbone | size | layers | bank | bare fps | pipeline fps | ratio | bare CPU ms | pipeline CPU ms "
+            "| CPU ratio | decode "
+            "| resize+crop+norm | layer2 | layer3 | embed | search | aggregate+map | publish |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for r in rows:
+        print(f"| {r['backbone']} | {r['size']} | {r['layers']} | {r['bank']} | {r['bare']:.1f} | {r['fps']:.1f} | "
+              f"{r['fps'] / r['bare']:.2f} | {r['bare_cpu']:.1f} | {r['cpu']:.1f} | {r['bare_cpu'] / r['cpu']:.2f} | "
+              f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | "
+              f"{r['layer3']:.2f} | {r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | "
+              f"{r['publish']:.3f} |")
 
 
 def main(argv=None) -> int:
@@ -269,9 +332,18 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
     ap.add_argument("--lines", default="mono,poly",
                     help="real ELPV lines (cell types) to train as configured and stream; '' for none")
+    ap.add_argument("--line-config", type=Path, action="append", default=[],
+                    help="also train and stream the real lines as this line config says (e.g. one written by "
+                         "`patchline tune`; its elpv-mono / elpv-poly entries); repeatable")
+    ap.add_argument("--skip-configured", action="store_true",
+                    help="stream only the --line-config lines, not configs/elpv.yaml's")
     args = ap.parse_args(argv)
 
     work = args.work.resolve()
+    line_configs = [c.resolve() for c in args.line_config]
+    for config in line_configs:
+        if not config.is_file():
+            raise SystemExit(f"--line-config {config} does not exist.")
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # model paths in pipeline files are relative to the working directory
     frames = make_frames(work / "frames", args.frames)
@@ -280,7 +352,9 @@ def main(argv=None) -> int:
     broker = LocalBroker(work)
     rows, real_rows = [], []
     try:
-        real_rows = real_line_rows([c for c in args.lines.split(",") if c], work, broker.url, args.threads)
+        cell_types = [c for c in args.lines.split(",") if c]
+        for config in ([] if args.skip_configured else [CONFIGURED]) + line_configs:
+            real_rows += real_line_rows(cell_types, work, broker.url, args.threads, config)
         for backbone in [b for b in args.backbones.split(",") if b]:
             for size in (int(s) for s in args.sizes.split(",")):
                 export_models(backbone, size, work / "models")
@@ -305,28 +379,13 @@ def main(argv=None) -> int:
     finally:
         broker.close()
     if real_rows:
-        print("\nReal lines: configs/elpv.yaml as configured (EfficientNet-Lite0 ImageNet weights, 224 px, "
-              "layer2+layer3, coreset 0.1), the protocol's test cells (300×300 PNG) through pipeline/elpv_mono.pipeline "
-              "→ MQTT; the same bank searched exactly and through its HNSW graph index (image scores exact for the line's aggregation) in the same run.\n")
+        print("\nReal lines, trained as each config says (ImageNet weights, all training cells): the protocol's test "
+              "cells (300×300 PNG) through the line's pipeline (configs/elpv.yaml: pipeline/elpv_mono.pipeline; other "
+              "configs: the shipped folder pipeline with their models) → MQTT; a bank with a graph index is also "
+              "searched exactly in the same run (image scores exact for max / topk either way).\n")
         print(real_line_table(real_rows))
-    print(f"\nFolder pipeline, {FRAME_SIZE}×{FRAME_SIZE} PNG frames, up to {args.frames} per run (heavy models: "
-          f"about 20 s of frames), {os.cpu_count()} CPU cores. "
-          f"bare: the model(s) alone, batch 1, intra-op threads {args.threads or os.cpu_count()}. pipeline: file read → "
-          f"MQTT publish. Stage columns: wall ms per frame inside the stage (stages run in their own threads and "
-          f"overlap, so they add up to more than 1000 / fps). CPU ms: the whole process's CPU time per frame, all threads "
-          f"(unlike wall times, independent of other load on the machine; {os.cpu_count()} idle cores bound the rate "
-          f"at {os.cpu_count()}000 / CPU ms; CPU ratio = bare CPU / pipeline CPU).\n")
-    head = ("| backbone | size | layers | bank | bare fps | pipeline fps | ratio | bare CPU ms | pipeline CPU ms "
-            "| CPU ratio | decode "
-            "| resize+crop+norm | layer2 | layer3 | embed | search | aggregate+map | publish |")
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
-    for r in rows:
-        print(f"| {r['backbone']} | {r['size']} | {r['layers']} | {r['bank']} | {r['bare']:.1f} | {r['fps']:.1f} | "
-              f"{r['fps'] / r['bare']:.2f} | {r['bare_cpu']:.1f} | {r['cpu']:.1f} | {r['bare_cpu'] / r['cpu']:.2f} | "
-              f"{r['decode']:.2f} | {r['resize_crop']:.2f} | {r['layer2']:.2f} | "
-              f"{r['layer3']:.2f} | {r['embed']:.2f} | {r['search']:.2f} | {r['aggregate_map']:.2f} | "
-              f"{r['publish']:.3f} |")
+    if rows:
+        print_synthetic_table(rows, args)
     return 0
 
 

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["configs/mvtec.yaml", "configs/elpv.yaml", *(f"pipeline/{p.name}" for p in sorted((REPO / "pipeline").glob("*.pipeline")))]
+SHIPPED = [*(f"configs/{p.name}" for p in sorted((REPO / "configs").glob("*.yaml"))), *(f"pipeline/{p.name}" for p in sorted((REPO / "pipeline").glob("*.pipeline")))]
 
 
 def test_the_wheel_ships_configs_and_pipelines_and_resolves_them_outside_the_checkout(tmp_path):
@@ -46,9 +46,12 @@ def test_the_wheel_ships_configs_and_pipelines_and_resolves_them_outside_the_che
         for relative in {SHIPPED!r}:
             path = project_file(relative)
             assert str(path).startswith({str(site)!r}) and path.is_file(), (relative, path)
+            if relative.endswith(".yaml"):  # every shipped line config loads and validates
+                assert load_category_table(path).categories, relative
         table = load_category_table(project_file("configs/mvtec.yaml"))
         assert "bottle" in table.categories
         assert load_category_table(project_file("configs/elpv.yaml")).get("elpv-mono").backbone == "efficientnet_lite0"
+        assert load_category_table(project_file("configs/elpv-poly.tuned.yaml")).get("elpv-poly").backbone == "mobilenet_v2"
         config = load_pipeline(project_file("pipeline/elpv_mono.pipeline"), check_files=False)
         print("ok", len(table.categories), sorted(config.streams))
     """)
