@@ -1,7 +1,7 @@
 """`patchline tune` on an ELPV line's training cells, and — in this benchmark only — how its proxy
 ranks the settings against the test cells' ranking.
 
-Usage: python bench/tune.py [--cells mono|poly] [--budget-fps N] [--sizes 224,320] [--backbones …]
+Usage: python bench/tune.py [--cells mono|poly] [--budget-fps N] [--sizes 224,320] [--backbones …] [--patchsizes 3,5]
 
 Tuning reads the training cells only (as `patchline tune` does). Here, each candidate's proxy bank
 (built from the bank part of the training cells) also scores the test cells, and the table shows
@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--backbones", default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2,mobilenet_v2")
     parser.add_argument("--sizes", default="224,320")
     parser.add_argument("--coreset", default="0.01,0.1")
+    parser.add_argument("--patchsizes", default="3", help="patch sizes, comma-separated (e.g. 3,5)")
     parser.add_argument("--no-train", action="store_true", help="skip training and evaluating the chosen line")
     args = parser.parse_args()
 
@@ -83,7 +84,8 @@ def main() -> int:
     test = [as_image(i) for i in list(split.test_normal) + list(split.test_defect)]
     labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
     candidates = candidate_grid(base, args.backbones.split(","), [int(s) for s in args.sizes.split(",")],
-                                [("layer2",), ("layer2", "layer3")], [float(r) for r in args.coreset.split(",")])
+                                [("layer2",), ("layer2", "layer3")], [float(r) for r in args.coreset.split(",")],
+                                [int(p) for p in args.patchsizes.split(",")])
     extractors, costs, features = {}, {}, {}
     bold, test_auroc, test_scores = {}, {}, {}
     _, proxy_idx = split_for_proxy(len(train), base.seed)
@@ -113,7 +115,7 @@ def main() -> int:
             features[key + (candidate.backbone, candidate.imagesize)] = extract_features(
                 images, extractor_for(candidate.backbone), settings)[0]
         return embed_features(features[key + (candidate.backbone, candidate.imagesize)], candidate.layers,
-                              base.patchsize)
+                              candidate.patchsize)
 
     def on_bank(candidate, search, aggregation):  # the benchmark's view; tuning never sees it
         scores = aggregate_all(search.patch_scores(embedded(("test",), test, candidate)))

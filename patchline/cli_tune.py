@@ -34,7 +34,7 @@ def cmd_tune(args) -> int:
     layer_sets = [check_layers(list(s), "--grid-layers: ") for s in args.grid_layers]
     out = args.out or Path(f"{args.line}.tuned.yaml")
     return run_tune(base, good_images(args.images), str(args.images), out, args.grid_backbones, args.grid_sizes,
-                    layer_sets, args.grid_coreset, args.budget_fps, args.weights, not args.quiet)
+                    layer_sets, args.grid_coreset, args.budget_fps, args.weights, not args.quiet, args.grid_patchsize)
 
 
 def add_tune_command(sub) -> None:
@@ -53,6 +53,9 @@ def add_tune_command(sub) -> None:
                    help="image sizes, comma-separated (default 224,320)")
     p.add_argument("--grid-layers", type=_layer_sets, default=[("layer2",), ("layer2", "layer3")],
                    help="layer sets, comma-separated, layers joined by + (default layer2,layer2+layer3)")
+    p.add_argument("--grid-patchsize", type=_csv(int),
+                   help="patch sizes (the embedding's neighbourhood, odd), comma-separated (default: the base "
+                        "line's, 3 unless --config says otherwise), e.g. 3,5")
     p.add_argument("--grid-coreset", type=_csv(float), default=[0.01, 0.1],
                    help="coreset ratios, comma-separated (default 0.01,0.1)")
     p.add_argument("--weights", type=Path, help="backbone weights (wide_resnet backbones need them)")

@@ -45,13 +45,19 @@ def test_tune_picks_the_image_size_at_which_small_defects_are_visible_and_train_
     # 192-px brick texture: at 64 px a spot or a one-pixel crack shrinks below one stride-8 patch,
     # at 192 px it does not — the proxy must rank 192 clearly first.
     root, images = good_images
-    done = patchline("tune", "--line", "bricks", "--images", images, "--grid-sizes", "64,192", *GRID, cwd=root)
+    # patch sizes 3 and 5 are tried at each size (the embedding's neighbourhood), recorded, and the
+    # chosen one is what train builds with
+    done = patchline("tune", "--line", "bricks", "--images", images, "--grid-sizes", "64,192", "--grid-patchsize",
+                     "3,5", *GRID, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     config = yaml.safe_load((root / "bricks.tuned.yaml").read_text())
     assert config["categories"]["bricks"]["imagesize"] == 192
-    tried = {t["imagesize"]: t for t in config["tune"]["tried"]}
-    assert set(tried) == {64, 192} and tried[192]["chosen"] and not tried[64]["chosen"]
-    assert tried[192]["proxy_auroc"] >= tried[64]["proxy_auroc"] + 0.1, tried
+    tried = {(t["imagesize"], t["patchsize"]): t for t in config["tune"]["tried"]}
+    assert set(tried) == {(64, 3), (64, 5), (192, 3), (192, 5)}, set(tried)
+    chosen = [key for key, t in tried.items() if t["chosen"]]
+    assert len(chosen) == 1 and chosen[0][0] == 192 and chosen[0][1] == config["categories"]["bricks"]["patchsize"]
+    best = lambda size: max(t["proxy_auroc"] for (s, _), t in tried.items() if s == size)
+    assert best(192) >= best(64) + 0.1, tried
     for t in tried.values():
         assert t["cpu_ms"]["layer2"] > 0 and t["cpu_ms"]["search"] > 0 and t["estimated_fps"] > 0
     assert "chosen for line bricks: efficientnet_lite0 192px" in done.stdout
@@ -64,6 +70,7 @@ def test_tune_picks_the_image_size_at_which_small_defects_are_visible_and_train_
     line_dir = root / "faiss-index-precision" / "bricks"
     meta = json.loads((line_dir / (line_dir / "CURRENT").read_text().strip() / "bank.json").read_text())
     assert meta["imagesize"] == 192 and meta["layers"] == ["layer2"]
+    assert meta["patchsize"] == config["categories"]["bricks"]["patchsize"]
     assert meta["aggregation"] == config["categories"]["bricks"]["aggregation"]
 
 
@@ -73,6 +80,14 @@ def test_a_budget_no_setting_meets_is_refused_in_one_sentence(good_images):
                      *GRID, cwd=root)
     assert done.returncode == 2 and "no setting tried reaches 1000000 frames/s" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and not (root / "fast.tuned.yaml").exists()
+
+
+def test_an_even_patch_size_in_the_grid_is_refused_in_one_sentence_before_any_work(good_images):
+    root, images = good_images
+    done = patchline("tune", "--line", "even", "--images", images, "--grid-sizes", "64", "--grid-patchsize", "3,4",
+                     *GRID, cwd=root)
+    assert done.returncode == 2 and "patchsize must be odd" in done.stderr and "got 4" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not (root / "even.tuned.yaml").exists()
 
 
 def test_too_few_good_images_to_tune_on_is_one_sentence(tmp_path):

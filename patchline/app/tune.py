@@ -40,15 +40,16 @@ def model_cost_ms(paths: dict[str, Path], imagesize: int) -> dict[str, float]:
 
 def trial_table(trials, chosen, cores: int, budget_fps: float | None) -> str:
     """The text table of every trial, the chosen one marked with *."""
-    head = (f"{'':2}{'backbone':<20}{'size':>5}{'layers':>15}{'coreset':>8}{'patches':>9}{'proxy AUROC':>12}"
-            f"{'aggregation':>12}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
+    head = (f"{'':2}{'backbone':<20}{'size':>5}{'layers':>15}{'patch':>6}{'coreset':>8}{'patches':>9}"
+            f"{'proxy AUROC':>12}{'aggregation':>12}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
     rows = [head]
     for t in trials:
         c = t.candidate
         fps = t.frames_per_second(cores)
         mark = "*" if t is chosen else ("-" if budget_fps is not None and fps < budget_fps else " ")
-        rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{'+'.join(c.layers):>15}{c.coreset_ratio:>8g}"
-                    f"{t.bank_patches:>9}{t.best_auroc:>12.4f}{t.aggregation:>12}{t.search:>7}{t.cpu_ms:>8.1f}{fps:>9.0f}")
+        rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{'+'.join(c.layers):>15}{c.patchsize:>6}"
+                    f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.best_auroc:>12.4f}{t.aggregation:>12}{t.search:>7}"
+                    f"{t.cpu_ms:>8.1f}{fps:>9.0f}")
     return "\n".join(rows)
 
 
@@ -57,8 +58,9 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: s
     """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial."""
     c = chosen.candidate
     line_settings = {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize,
-                     "layers": list(c.layers), "coreset_ratio": c.coreset_ratio, "aggregation": chosen.aggregation}
-    defaults = {"resize_type": base.resize_type, "patchsize": base.patchsize,
+                     "layers": list(c.layers), "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio,
+                     "aggregation": chosen.aggregation}
+    defaults = {"resize_type": base.resize_type,
                 "false_alarm_rate": base.false_alarm_rate, "calibration": base.calibration,
                 "holdout_fraction": base.holdout_fraction, "folds": base.folds, "seed": base.seed,
                 "batch_size": base.batch_size}
@@ -74,7 +76,8 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: s
                     "(as the pipeline searches that bank) + overhead; est. fps = cores × 1000 / CPU ms × 0.7",
             "tried": [{"backbone": t.candidate.backbone, "imagesize": t.candidate.imagesize,
                        "resize": t.candidate.resize, "layers": list(t.candidate.layers),
-                       "coreset_ratio": t.candidate.coreset_ratio, "bank_patches": t.bank_patches,
+                       "patchsize": t.candidate.patchsize, "coreset_ratio": t.candidate.coreset_ratio,
+                       "bank_patches": t.bank_patches,
                        "proxy_auroc": round(t.best_auroc, 4), "aggregation": t.aggregation, "search": t.search,
                        "cpu_ms": {k: round(v, 2) for k, v in t.cost_ms.items()},
                        "estimated_fps": round(t.frames_per_second(cores), 1), "chosen": t is chosen}
@@ -89,7 +92,8 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: s
 
 def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, backbones: Sequence[str],
              sizes: Sequence[int], layer_sets: Sequence[tuple[str, ...]], ratios: Sequence[float],
-             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True) -> int:
+             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True,
+             patchsizes: Sequence[int] | None = None) -> int:
     """Tune `base.line` on `items` (good images), print the table, write `out`; returns 0.
 
     PatchlineError (one sentence) when no setting meets the budget; nothing is written then."""
@@ -98,7 +102,7 @@ def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, backbo
 
     if budget_fps is not None and not budget_fps > 0:
         raise ConfigError(f"--budget-fps must be a positive number, not {budget_fps}.")
-    candidates = candidate_grid(base, backbones, sizes, layer_sets, ratios)
+    candidates = candidate_grid(base, backbones, sizes, layer_sets, ratios, patchsizes)
     for c in candidates:  # every setting is checked before anything runs
         c.settings(base)
     cores = os.cpu_count() or 1

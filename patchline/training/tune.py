@@ -47,13 +47,15 @@ class Candidate:
     resize: int
     layers: tuple[str, ...]
     coreset_ratio: float
+    patchsize: int = 3
 
     def settings(self, base: LineSettings) -> LineSettings:
         return base.replace(backbone=self.backbone, imagesize=self.imagesize, resize=self.resize,
-                            layers=self.layers, coreset_ratio=self.coreset_ratio)
+                            layers=self.layers, coreset_ratio=self.coreset_ratio, patchsize=self.patchsize)
 
     def label(self) -> str:
-        return f"{self.backbone} {self.imagesize}px {'+'.join(self.layers)} coreset {self.coreset_ratio:g}"
+        return (f"{self.backbone} {self.imagesize}px {'+'.join(self.layers)} patch {self.patchsize} "
+                f"coreset {self.coreset_ratio:g}")
 
 
 @dataclass
@@ -81,11 +83,14 @@ class Trial:
 
 
 def candidate_grid(base: LineSettings, backbones: Sequence[str], sizes: Sequence[int],
-                   layer_sets: Sequence[tuple[str, ...]], ratios: Sequence[float]) -> list[Candidate]:
-    """Every combination; resize keeps the base line's resize / imagesize ratio (e.g. whole cell: 1)."""
+                   layer_sets: Sequence[tuple[str, ...]], ratios: Sequence[float],
+                   patchsizes: Sequence[int] | None = None) -> list[Candidate]:
+    """Every combination; resize keeps the base line's resize / imagesize ratio (e.g. whole cell: 1);
+    patch sizes (neighbourhood of the embedding's average pool) default to the base line's."""
     scale = base.resize / base.imagesize
-    return [Candidate(b, int(s), int(round(s * scale)), tuple(layers), float(r))
-            for b in backbones for s in sizes for layers in layer_sets for r in ratios]
+    return [Candidate(b, int(s), int(round(s * scale)), tuple(layers), float(r), int(p))
+            for b in backbones for s in sizes for layers in layer_sets
+            for p in (patchsizes or [base.patchsize]) for r in ratios]
 
 
 def split_for_proxy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,23 +141,24 @@ def _cpu_ms(call: Callable[[], object], frames: int) -> float:
 
 def try_layer_sets(candidates: Sequence[Candidate], bank_features: dict, normal_features: dict,
                    defect_features: dict, base: LineSettings, on_bank=None) -> list[Trial]:
-    """Trials of candidates sharing one (backbone, imagesize): their layer sets and coreset ratios.
+    """Trials of candidates sharing one (backbone, imagesize): their layer sets, patch sizes and
+    coreset ratios (each layer set and patch size embedded once).
 
     *_features: {layer: (N, C, h, w)} of the bank part, the proxy normals and the proxy defects.
     on_bank(candidate, search, aggregation): optional, called with each candidate's bank (the
     benchmark scores test images there; tuning itself never does)."""
     trials = []
     labels = None
-    for layers in dict.fromkeys(c.layers for c in candidates):
-        bank_emb = embed_features(bank_features, layers, base.patchsize)
-        normal_emb = embed_features(normal_features, layers, base.patchsize)
+    for layers, patchsize in dict.fromkeys((c.layers, c.patchsize) for c in candidates):
+        bank_emb = embed_features(bank_features, layers, patchsize)
+        normal_emb = embed_features(normal_features, layers, patchsize)
         embed_ms = _cpu_ms(lambda: embed_features({k: v[:TIMED_FRAMES] for k, v in normal_features.items()}, layers,
-                                              base.patchsize), min(TIMED_FRAMES, len(normal_emb)))
-        defect_emb = embed_features(defect_features, layers, base.patchsize)
+                                              patchsize), min(TIMED_FRAMES, len(normal_emb)))
+        defect_emb = embed_features(defect_features, layers, patchsize)
         flat = bank_emb.reshape(-1, bank_emb.shape[-1])
         projected = RandomProjection(flat.shape[1], min(128, flat.shape[1]), seed=base.seed)(flat)
         labels = np.r_[np.zeros(len(normal_emb)), np.ones(len(defect_emb))]
-        for candidate in (c for c in candidates if c.layers == layers):
+        for candidate in (c for c in candidates if (c.layers, c.patchsize) == (layers, patchsize)):
             chosen = np.sort(select_from_projection(projected, candidate.coreset_ratio, base.seed))
             bank = np.ascontiguousarray(flat[chosen])
             exact = NearestPatchSearch(bank)
