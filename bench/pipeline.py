@@ -186,14 +186,15 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
 CONFIGURED = ROOT / "configs" / "elpv.yaml"
 
 
-def train_real_line(cell_type: str, work: Path, config: Path, banks: Path) -> tuple[str, str | None]:
+def train_real_line(cell_type: str, work: Path, config: Path = CONFIGURED,
+                    banks: Path | None = None) -> tuple[str, str | None]:
     """Train elpv-<cell_type> exactly as `config` says (real weights, real cells, the line's coreset)
-    into `banks`; beside it, when the line searches through a graph index, the same bank searched
-    exactly. The configured line (configs/elpv.yaml) is trained with the graph index (--search hnsw).
-    Returns (line, exact copy or None when the line itself searches exactly)."""
+    into `banks` (default work/banks); beside it, when the line searches through a graph index, the
+    same bank searched exactly. The configured line (configs/elpv.yaml) is trained with the graph
+    index (--search hnsw). Returns (line, exact copy or None when the line itself searches exactly)."""
     from patchline.app.demo import write_elpv_line
 
-    line = f"elpv-{cell_type}"
+    line, banks = f"elpv-{cell_type}", banks or work / "banks"
     dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
     if not (banks / line / "CURRENT").is_file():
         print(f"training {line} as {config.name} says …", file=sys.stderr)

@@ -1,7 +1,7 @@
 """patchline beside anomalib's PatchCore on the same ELPV split, same Lite0 ImageNet weights, same
 image size and coreset ratio, in one run.
 
-Usage: python bench/vs_anomalib.py [--cells mono,poly] [--work DIR]
+Usage: python bench/vs_anomalib.py [--cells mono,poly] [--work DIR] [--line-config FILE …]
 
 anomalib 2.7.0 is installed into its own virtual environment, bench/.venv-anomalib (never a
 project dependency): torch 2.14.1 + torchvision 0.29.1 (the wheels on this machine's disk; the
@@ -21,7 +21,8 @@ MindSpore for the data split and the coreset. This script then runs itself insid
   128-dim Gaussian projection instead of anomalib's sparse projection; not the same picks);
 - latency per image, batch 1: its torch model, and its ONNX export run by onnxruntime.
 
-patchline's figures come from the same run: the line trained exactly as configs/elpv.yaml says
+patchline's figures come from the same run: the line trained exactly as configs/elpv.yaml (or
+--line-config: e.g. the settings `patchline tune` chose) says
 (`patchline train`, crossfit calibration), the image AUROC of its scores through the pipeline, its
 training time and peak RSS, and the pipeline's frames/s and CPU ms per frame (bench/pipeline.py's
 real-line run, file → MQTT).
@@ -169,45 +170,59 @@ def anomalib_child(cell_type: str, size: int, coreset: float) -> dict:
 RSS_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
-def patchline_side(cell_types: list[str], work: Path) -> dict:
-    """Train each line as configured (timed, peak RSS of the training process), then stream its test
-    cells through the pipeline (bench/pipeline.py's real-line run)."""
+def config_for(cell_type: str, configs: list[Path]) -> Path:
+    """The first of `configs` that sets up elpv-<cell_type>."""
+    from patchline.settings import load_category_table
+
+    for config in configs:
+        if f"elpv-{cell_type}" in load_category_table(config).categories:
+            return config
+    raise SystemExit(f"no --line-config sets up elpv-{cell_type}.")
+
+
+def patchline_side(cell_types: list[str], work: Path, configs: list[Path]) -> dict:
+    """Train each line as its config says (timed, peak RSS of the training process), then stream its
+    test cells through the pipeline (bench/pipeline.py's real-line run)."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from pipeline import real_line_rows, train_real_line
+    from pipeline import CONFIGURED, real_line_rows, train_real_line
 
-    from patchline.app.demo import LocalBroker
-
-    from patchline.app.demo import write_elpv_line
+    from patchline.app.demo import LocalBroker, write_elpv_line
+    from patchline.settings import load_category_table
 
     out = {}
     for cell_type in cell_types:
-        line = f"elpv-{cell_type}"
+        line, config = f"elpv-{cell_type}", config_for(cell_type, configs)
+        banks = work / ("banks" if config == CONFIGURED else f"banks-{config.stem}")
         for stale in (line, f"{line}-exact"):  # train afresh: the time is what is measured
-            shutil.rmtree(work / "banks" / stale, ignore_errors=True)
+            shutil.rmtree(banks / stale, ignore_errors=True)
         dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
         train = [sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks",
-                 str(work / "banks"), "--config", str(ROOT / "configs" / "elpv.yaml"), "--search", "hnsw", "--quiet"]
+                 str(banks), "--config", str(config), "--quiet"] + (["--search", "hnsw"] if config == CONFIGURED else [])
         began = time.perf_counter()
         measured = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *train], capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - began
-        train_real_line(cell_type, work)  # finds the bank; adds its exactly searched copy
-        meta = json.loads(next((work / "banks" / line).glob("*/bank.json")).read_text())
+        train_real_line(cell_type, work, config, banks)  # finds the bank; adds its exactly searched copy
+        meta = json.loads(next((banks / line).glob("*/bank.json")).read_text())
+        s = load_category_table(config).get(line)
         out[cell_type] = {"train_s": seconds, "peak_rss_mib": int(measured.stdout.split()[-1]) / 1024,
-                          "bank": meta["n_patches"], "aggregation": meta["aggregation"]}
+                          "bank": meta["n_patches"], "aggregation": meta["aggregation"], "config": config.name,
+                          "setting": f"{s.backbone} {'+'.join(s.layers)}"}
     (work / "broker").mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(work / "broker")  # started by its constructor
     try:
-        for row in real_line_rows(cell_types, work, broker.url, None):
-            entry = out[row["line"].removeprefix("elpv-")]
-            entry[row["index"]] = {k: row[k] for k in ("fps", "cpu", "auroc")}
+        for cell_type in cell_types:
+            for row in real_line_rows([cell_type], work, broker.url, None, config_for(cell_type, configs)):
+                out[cell_type][row["index"]] = {k: row[k] for k in ("fps", "cpu", "auroc")}
     finally:
         broker.close()
     return out
 
 
 def table(cell_type: str, a: dict, p: dict) -> str:
-    exact, graph = p["exact"], p["hnsw"]
+    exact = p["exact"]
+    graph = p.get("hnsw", exact)  # a bank without a graph index is searched exactly in the pipeline
     rows = [
+        ("setting", f"{p['setting']} ({p['config']})", "efficientnet_lite0 layer2+layer3", ""),
         ("image AUROC", f"{p['exact']['auroc']:.4f} ({p['aggregation']}, chosen from good cells)",
          f"{a['auroc']:.4f} (k = 9 re-weighted max)", f"{p['exact']['auroc'] - a['auroc']:+.4f}"),
         ("bank (patches)", f"{p['bank']}", f"{a['bank']} of {a['bank_before']}", ""),
@@ -233,6 +248,9 @@ def main() -> int:
     ap.add_argument("--cells", default="mono,poly")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-vs-anomalib")
     ap.add_argument("--anomalib-child", metavar="CELLS", help=argparse.SUPPRESS)
+    ap.add_argument("--line-config", type=Path, action="append", default=[],
+                    help="train patchline's lines as this line config says (e.g. configs/elpv-poly.tuned.yaml, which "
+                         "`patchline tune` wrote) instead of configs/elpv.yaml; repeatable, one per line")
     args = ap.parse_args()
     size, coreset = 224, 0.1  # configs/elpv.yaml
     if args.anomalib_child:
@@ -241,7 +259,8 @@ def main() -> int:
     cells = args.cells.split(",")
     python = ensure_venv()
     args.work.mkdir(parents=True, exist_ok=True)
-    ours = patchline_side(cells, args.work)  # first: nothing else runs beside its timings
+    configs = [c.resolve() for c in args.line_config] or [ROOT / "configs" / "elpv.yaml"]
+    ours = patchline_side(cells, args.work, configs)  # first: nothing else runs beside its timings
     theirs = {}
     for cell_type in cells:
         done = subprocess.run([str(python), __file__, "--anomalib-child", cell_type], capture_output=True, text=True,
