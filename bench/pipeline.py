@@ -186,22 +186,31 @@ def run_pipeline_once(pipeline: Path, frames_dir: Path, banks: Path, broker_url:
 CONFIGURED = ROOT / "configs" / "elpv.yaml"
 
 
-def train_real_line(cell_type: str, work: Path, config: Path = CONFIGURED,
-                    banks: Path | None = None) -> tuple[str, str | None]:
-    """Train elpv-<cell_type> exactly as `config` says (real weights, real cells, the line's coreset)
-    into `banks` (default work/banks); beside it, when the line searches through a graph index, the
-    same bank searched exactly. The configured line (configs/elpv.yaml) is trained with the graph
-    index (--search hnsw). Returns (line, exact copy or None when the line itself searches exactly)."""
+def banks_for(work: Path, config: Path) -> Path:
+    """The banks root of the lines `config` sets up: work/banks for configs/elpv.yaml, else
+    work/banks-<config stem> (the same line names, other settings)."""
+    return work / ("banks" if config == CONFIGURED else f"banks-{config.stem}")
+
+
+def train_command(line: str, dataset: Path, banks: Path, config: Path) -> list[str]:
+    """`patchline train` of `line` as `config` says; the configured line with the graph index (--search hnsw),
+    other configs with their own search setting."""
+    return ([sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
+             "--config", str(config), "--quiet"] + (["--search", "hnsw"] if config == CONFIGURED else []))
+
+
+def train_real_line(cell_type: str, work: Path, config: Path = CONFIGURED) -> tuple[str, str | None]:
+    """Train elpv-<cell_type> exactly as `config` says (real weights, real cells, the line's coreset;
+    train_command) into banks_for(work, config), unless it is there; beside it, when the line
+    searches through a graph index, the same bank searched exactly. Returns (line, exact copy or
+    None when the line itself searches exactly)."""
     from patchline.app.demo import write_elpv_line
 
-    line, banks = f"elpv-{cell_type}", banks or work / "banks"
+    line, banks = f"elpv-{cell_type}", banks_for(work, config)
     dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
     if not (banks / line / "CURRENT").is_file():
         print(f"training {line} as {config.name} says …", file=sys.stderr)
-        cmd = [sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks", str(banks),
-               "--config", str(config), "--quiet"]
-        subprocess.run(cmd + (["--search", "hnsw"] if config == CONFIGURED else []), check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(train_command(line, dataset, banks, config), check=True, stdout=subprocess.DEVNULL)
     version = (banks / line / "CURRENT").read_text().strip()
     if json.loads((banks / line / version / "bank.json").read_text())["search"]["kind"] == "exact":
         return line, None
@@ -228,18 +237,15 @@ def test_cells(work: Path, cell_type: str) -> Path:
     return folder
 
 
-def line_pipeline(config: Path, cell_type: str, line: str, work: Path) -> Path:
-    """The pipeline file that streams `line` as `config` sets elpv-<cell_type> up: the shipped
-    pipeline/elpv_mono.pipeline for the configured line, else the shipped folder pipeline pointed at
-    the config's backbone, sizes and layers; the models are exported into work/models."""
-    from patchline.settings import load_category_table
-
+def line_pipeline(config: Path, s, line: str, work: Path) -> Path:
+    """The pipeline file that streams `line` with `config`'s settings `s` (its LineSettings for the
+    line): the shipped pipeline/elpv_mono.pipeline for the configured line, else the shipped folder
+    pipeline pointed at the settings' backbone, sizes and layers; the models are exported into work/models."""
     if config == CONFIGURED:
         data = json.loads((ROOT / "pipeline" / "elpv_mono.pipeline").read_text())
         data["elpv_mono"]["mxpi_classpostprocessor0"]["props"]["line"] = line
         export_models("efficientnet_lite0", 224, work / "models")
     else:
-        s = load_category_table(config).get(f"elpv-{cell_type}")
         if s.resize_type != "short_side":
             raise SystemExit(f"{config}: the folder pipeline resizes the short side; resize_type {s.resize_type!r} "
                              "has no pipeline here.")
@@ -260,17 +266,17 @@ def real_line_rows(cell_types: list[str], work: Path, broker_url: str, threads: 
 
     # the pipeline files are written beside work/models, so their models/… paths resolve there
     os.environ["PATCHLINE_MODELS"] = str(work / "models")
-    banks = work / ("banks" if config == CONFIGURED else f"banks-{config.stem}")
+    banks = banks_for(work, config)
     rows = []
     table = load_category_table(config)
     for cell_type in [c for c in cell_types if f"elpv-{c}" in table.categories]:  # the lines this config sets up
         s = table.get(f"elpv-{cell_type}")
         setting = (f"{s.backbone} {s.imagesize}px {'+'.join(s.layers)} coreset {s.coreset_ratio:g} "
                    f"{s.aggregation}")
-        own, exact = train_real_line(cell_type, work, config, banks)
+        own, exact = train_real_line(cell_type, work, config)
         cells = test_cells(work, cell_type)
         for line in ([exact] if exact else []) + [own]:
-            path = line_pipeline(config, cell_type, line, work)
+            path = line_pipeline(config, s, line, work)
             spool = work / "spool" / line
             shutil.rmtree(spool, ignore_errors=True)
             result = run_pipeline_once(path, cells, banks, broker_url, spool, threads)

@@ -67,7 +67,7 @@ def positional_patch_scores(queries: np.ndarray, bank: np.ndarray, positions: np
 
 
 def main() -> int:
-    from patchline.core.coreset import RandomProjection, select_from_projection
+    from patchline.core.coreset import select_coreset
     from patchline.core.metrics import auroc
     from patchline.core.scoring import aggregate_all
     from patchline.data.datasets import elpv_split
@@ -102,8 +102,7 @@ def main() -> int:
         flat = train_emb.reshape(-1, d)
         grid_yx = np.stack(np.divmod(np.arange(h * w), w), axis=1)
         positions_all = np.tile(grid_yx, (n, 1))
-        projected = RandomProjection(d, 128, seed=base.seed)(flat)
-        chosen = np.sort(select_from_projection(projected, base.coreset_ratio, base.seed))
+        chosen = np.sort(select_coreset(flat, base.coreset_ratio, seed=base.seed))  # as train picks the bank
         banks = {f"coreset {args.coreset:g} ({len(chosen)})": (np.ascontiguousarray(flat[chosen]), positions_all[chosen])}
         if args.all_patches:
             banks[f"all patches ({len(flat)})"] = (flat, positions_all)

@@ -184,34 +184,31 @@ def patchline_side(cell_types: list[str], work: Path, configs: list[Path]) -> di
     """Train each line as its config says (timed, peak RSS of the training process), then stream its
     test cells through the pipeline (bench/pipeline.py's real-line run)."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from pipeline import CONFIGURED, real_line_rows, train_real_line
+    from pipeline import banks_for, real_line_rows, train_command, train_real_line
 
     from patchline.app.demo import LocalBroker, write_elpv_line
-    from patchline.settings import load_category_table
 
+    config_of = {cell_type: config_for(cell_type, configs) for cell_type in cell_types}
     out = {}
-    for cell_type in cell_types:
-        line, config = f"elpv-{cell_type}", config_for(cell_type, configs)
-        banks = work / ("banks" if config == CONFIGURED else f"banks-{config.stem}")
+    for cell_type, config in config_of.items():
+        line, banks = f"elpv-{cell_type}", banks_for(work, config)
         for stale in (line, f"{line}-exact"):  # train afresh: the time is what is measured
             shutil.rmtree(banks / stale, ignore_errors=True)
         dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
-        train = [sys.executable, "-m", "patchline", "train", line, "--dataset", str(dataset), "--banks",
-                 str(banks), "--config", str(config), "--quiet"] + (["--search", "hnsw"] if config == CONFIGURED else [])
         began = time.perf_counter()
-        measured = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *train], capture_output=True, text=True, check=True)
+        measured = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *train_command(line, dataset, banks, config)],
+                                  capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - began
-        train_real_line(cell_type, work, config, banks)  # finds the bank; adds its exactly searched copy
+        train_real_line(cell_type, work, config)  # finds the bank; adds its exactly searched copy
         meta = json.loads(next((banks / line).glob("*/bank.json")).read_text())
-        s = load_category_table(config).get(line)
         out[cell_type] = {"train_s": seconds, "peak_rss_mib": int(measured.stdout.split()[-1]) / 1024,
-                          "bank": meta["n_patches"], "aggregation": meta["aggregation"], "config": config.name,
-                          "setting": f"{s.backbone} {'+'.join(s.layers)}"}
+                          "bank": meta["n_patches"], "aggregation": meta["aggregation"]}
     (work / "broker").mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(work / "broker")  # started by its constructor
     try:
-        for cell_type in cell_types:
-            for row in real_line_rows([cell_type], work, broker.url, None, config_for(cell_type, configs)):
+        for cell_type, config in config_of.items():
+            for row in real_line_rows([cell_type], work, broker.url, None, config):
+                out[cell_type].update(config=row["config"], setting=row["setting"])
                 out[cell_type][row["index"]] = {k: row[k] for k in ("fps", "cpu", "auroc")}
     finally:
         broker.close()

@@ -73,19 +73,24 @@ def crossfit_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(order[k::folds]) for k in range(folds)]
 
 
+def patch_rows(images: np.ndarray, per_image: int) -> np.ndarray:
+    """Rows of an image-by-image (n_images * per_image, D) patch matrix that belong to `images`
+    ((k,) int indices): (k * per_image,) int, image by image."""
+    return (images[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+
+
 def fold_banks(n_images: int, matrix: np.ndarray, projected: np.ndarray, grid: tuple[int, int],
                settings: LineSettings, progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, NearestPatchSearch]]:
     """Cross-fitting's banks: per non-empty fold, (scored image indices, bank image indices, the
     exact search of the coreset — same ratio and seed as the line's — of the bank images' patches).
 
     matrix: (n_images * h * w, D) patch embeddings, image by image; projected: their (…, 128) projection."""
-    per_image = grid[0] * grid[1]
     folds = crossfit_folds(n_images, settings.folds, settings.seed)
     for scored in tqdm(folds, desc="calibration folds", unit="fold", disable=not progress, leave=False):
         if not len(scored):  # fewer images than folds
             continue
         others = np.setdiff1d(np.arange(n_images), scored)
-        rows = (others[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+        rows = patch_rows(others, grid[0] * grid[1])
         chosen = select_from_projection(projected[rows], settings.coreset_ratio, settings.seed, False)
         yield scored, others, NearestPatchSearch(np.ascontiguousarray(matrix[rows[np.sort(chosen)]]))
 
@@ -95,12 +100,11 @@ def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, gri
     """Held-out scores for every image: fold k's images (and their synthetic defects) scored
     against a bank built, the same way, from the other folds' patches only. Returns (normal
     (N, h, w) float32, defect (N, h, w) float32, [(scored image indices, bank image indices)])."""
-    per_image = grid[0] * grid[1]
     normal = np.empty((len(items),) + grid, dtype=np.float32)
     defect = np.empty_like(normal)
     record = []
     for scored, others, search in fold_banks(len(items), matrix, projected, grid, settings, progress):
-        own = (scored[:, None] * per_image + np.arange(per_image)[None, :]).ravel()
+        own = patch_rows(scored, grid[0] * grid[1])
         normal[scored] = search.patch_scores(np.asarray(matrix[own]).reshape(len(scored), *grid, -1))
         images = [as_image(items[i]) for i in scored]
         defect[scored] = score_images(synthetic_defects(images, settings.seed), search, extractor, settings)
