@@ -176,6 +176,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many results")
     p.add_argument("--loop", action="store_true",
                    help="go through a folder source again and again until stopped (a demonstration screen, a soak)")
+    p.add_argument("--fps", type=float, help="read a folder source at this many frames per second, as a camera "
+                                             "delivers them (default: each file as soon as the stream takes it)")
     p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
     add_broker_arguments(p)
     p.add_argument("--drift-window", type=int, help="frames per camera whose scores and alarm rate are compared with the "
@@ -213,7 +215,7 @@ def cmd_run(args) -> int:
                         mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, drift_window=args.drift_window,
                         echo=not args.mqtt, quiet=args.quiet, snapshots_dir=args.snapshots,
                         snapshot_quota_mb=args.snapshot_quota_mb, publish_snapshots=args.publish_snapshots,
-                        loop_folder=args.loop)
+                        loop_folder=args.loop, folder_fps=args.fps)
 
 
 def cmd_check(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
@@ -297,3 +298,18 @@ def test_status_details_last_until_the_state_changes(mosquitto_broker, mqtt_coll
     last = col.wait_for(lambda m: [p for _, p, _ in m if p["state"] == "online" and p["fps"] == 24.0])[-1]
     assert last["bank_version"] == "v1" and "attempt" not in last and "reason" not in last
     pub.close(timeout=2)
+
+
+def test_on_delivered_hears_of_each_acknowledged_message_once(mosquitto_broker, tmp_path):
+    delivered = []
+    pub = Publisher(BrokerSettings.from_url(mosquitto_broker.url), "L1", ["cam1"], tmp_path / "spool",
+                    reconnect_delay=FAST, on_delivered=lambda topic, data: delivered.append((topic, data)))
+    pub.start()
+    for i in range(20):
+        pub.publish_result(result(i, defect=i == 7))
+    assert pub.wait_idle(10)
+    verdicts = [data for topic, data in delivered if topic == "patchline/L1/cam1/verdict"]
+    assert [json.loads(d)["frame_id"] for d in verdicts] == list(range(20))
+    assert [json.loads(d)["frame_id"] for t, d in delivered if t == "patchline/L1/cam1/alarm"] == [7]
+    assert pub.stats()["delivered"] == 21
+    pub.close(timeout=5)

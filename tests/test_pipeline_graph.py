@@ -135,3 +135,62 @@ def test_two_workers_of_an_element_keep_the_frames_in_order(tmp_path, monkeypatc
     assert len(threads) == 2, threads
     assert [r["frame_id"] for r in results] == list(range(12))  # arrival order, each once
     assert [r["frame_id"] for r in results if r.get("verdict") == "error"] == [5]
+
+
+def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a_folder(tmp_path):
+    import json
+    import time
+
+    import pytest
+
+    from patchline.app.run import run_pipeline
+    from patchline.errors import ConfigError
+
+    write_frames(tmp_path / "frames", 6, broken=-1)
+    path = tmp_path / "t.pipeline"
+    path.write_text(json.dumps({"s": {
+        "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
+                               "next": "appsink0"},
+        "appsink0": {"factory": "appsink"},
+    }}))
+
+    def timed_run(**options) -> list[float]:
+        """When each frame entered the stream (its file read), as run_pipeline ran it."""
+        entered = []
+
+        def watch(manager):
+            source = manager.streams["s"].nodes["appsrc0"].element
+            frames = source.frames
+            source.frames = lambda stop: (entered.append(f.started) or f for f in frames(stop))
+
+        assert run_pipeline(path, str(tmp_path / "frames"), line="L", quiet=True, on_start=watch, **options) == 0
+        return entered
+
+    paced = np.diff(timed_run(folder_fps=20))
+    assert len(paced) == 5 and paced.min() >= 0.05 - 2e-3 and paced.max() < 0.05 + 0.03, paced
+    assert np.diff(timed_run()).max() < 0.04  # unpaced: each file as soon as the stream takes it
+    for bad in (0, -5, float("inf"), float("nan"), True):
+        with pytest.raises(ConfigError, match="--fps must be a positive number"):
+            run_pipeline(path, str(tmp_path / "frames"), line="L", folder_fps=bad)
+    began = time.perf_counter()
+    with pytest.raises(ConfigError, match="paces folder sources"):
+        run_pipeline(path, "rtsp://127.0.0.1:9/cam", line="L", folder_fps=25)
+    assert time.perf_counter() - began < 5  # refused before any camera is waited for
+
+
+def test_a_paced_folder_stops_while_it_waits(tmp_path):
+    import time
+
+    from patchline.pipeline.elements import StreamContext
+    from patchline.plugins.sources import FolderSource
+
+    write_frames(tmp_path / "frames", 3, broken=-1)
+    source = FolderSource("appsrc0", {"folder": str(tmp_path / "frames")},
+                          StreamContext("s", "c", "p", options={"folder_fps": 0.5}))
+    stop = threading.Event()
+    frames = source.frames(stop)
+    assert next(frames).frame_id == 0
+    threading.Timer(0.1, stop.set).start()
+    began = time.perf_counter()
+    assert list(frames) == [] and time.perf_counter() - began < 1.0  # not the 2 s to the next file

@@ -214,6 +214,10 @@ def run_pipeline(
     snapshot_quota_mb: float = 500.0,
     publish_snapshots: bool = False,
     loop_folder: bool = False,
+    folder_fps: float | None = None,
+    max_batch: int | None = None,
+    on_delivered=None,
+    on_start=None,
 ) -> int:
     """Load, check and run a pipeline file; publish results; print a summary. Returns the exit status.
 
@@ -225,6 +229,12 @@ def run_pipeline(
     snapshots_dir: keep a JPEG of every defect frame there (at most snapshot_quota_mb, oldest
     removed first), named in its alarm; publish_snapshots: also send it on `…/<camera>/snapshot`.
     loop_folder: folder sources start again at the end, until stopped.
+    folder_fps: folder sources read one file every 1 / folder_fps s (a camera's pace) instead of
+    as fast as the stream takes them.
+    max_batch: the most waiting frames an element takes at once (default: each element's own).
+    on_delivered(topic, payload bytes): called on the MQTT thread for every message the broker
+    acknowledged (QoS 1 PUBACK); on_start(manager): called with the built StreamManager just before
+    its streams start. Both for benchmarks that observe a run from outside.
     """
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.publisher import Publisher
@@ -232,6 +242,11 @@ def run_pipeline(
     if publish_snapshots and not (snapshots_dir and mqtt_url):
         raise ConfigError("--publish-snapshots needs --snapshots DIR and --mqtt URL: it publishes the snapshots "
                           "it keeps.")
+    if folder_fps is not None and (isinstance(folder_fps, bool) or not isinstance(folder_fps, (int, float))
+                                   or not 0 < folder_fps < float("inf")):
+        raise ConfigError(f"--fps must be a positive number of frames per second, got {folder_fps}.")
+    if max_batch is not None and not (isinstance(max_batch, int) and max_batch > 0):
+        raise ConfigError(f"max_batch must be a positive whole number of frames, got {max_batch}.")
     config = load_pipeline(pipeline_path, allow_plugins)
     store = _snapshot_store(snapshots_dir, snapshot_quota_mb) if snapshots_dir else None
     broker = None
@@ -242,10 +257,14 @@ def run_pipeline(
     host = RunHost(max_frames, stop_event.set, echo, DriftRule(window=drift_window) if drift_window else DriftRule(),
                    store, publish_snapshots)
     options = {"line": line, "banks_root": str(banks_root) if banks_root else None, "ort_threads": ort_threads,
-               "snapshots": store is not None, "loop_folder": loop_folder}
+               "snapshots": store is not None, "loop_folder": loop_folder, "folder_fps": folder_fps,
+               "max_batch": max_batch}
     manager = StreamManager(config, source, camera, options, host.on_result, host.on_status, host.on_bank)
     host.contexts = {cam: stream.context for stream in manager.streams.values() for cam in stream.cameras}
     try:
+        if folder_fps is not None and not any(getattr(stream.nodes[s].element, "FACTORY", None) == "folder"
+                                              for stream in manager.streams.values() for s in stream.cfg.sources):
+            raise ConfigError("--fps paces folder sources, and this run reads none: a camera sets its own pace.")
         for name, stream in manager.streams.items():
             if stream.context.line is None and line is None:
                 raise ConfigError(f"stream '{name}' of {config.path} has no post-process that names a line; "
@@ -256,7 +275,8 @@ def run_pipeline(
                 cameras_by_line.setdefault(stream.context.line or line, []).extend(stream.cameras)
             root = Path(spool_dir) if spool_dir else spool_root()
             for stream_line, cameras in cameras_by_line.items():
-                host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line)
+                host.publishers[stream_line] = Publisher(broker, stream_line, cameras, root / stream_line,
+                                                         on_delivered=on_delivered)
         for stream in manager.streams.values():
             if stream.context.line is not None:
                 host.bank_versions[stream.context.line] = stream.context.bank_version()
@@ -279,6 +299,8 @@ def run_pipeline(
     previous = _install_signals(manager.stop)
     stop_event_watch = threading.Thread(target=lambda: (stop_event.wait(), manager.stop()), daemon=True)
     stop_event_watch.start()
+    if on_start is not None:
+        on_start(manager)
     began = time.perf_counter()
     manager.start()
     try:

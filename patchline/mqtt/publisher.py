@@ -45,15 +45,15 @@ class Publisher:
     `spool_dir` holds alarms not yet acknowledged by the broker; give every Publisher its own
     (it is locked against a second process). `max_verdicts` bounds the in-memory verdict queue,
     `max_alarms` the number of spooled alarms. `reconnect_delay` is (first, longest) seconds
-    between connection attempts.
+    between connection attempts. `on_delivered(topic, data)` hears of every acknowledged message.
     """
 
     window = 64  # messages handed to paho and not yet acknowledged
 
     def __init__(self, settings: BrokerSettings, line: str, cameras: list[str], spool_dir: Path,
                  max_verdicts: int = 10000, max_alarms: int = 100000, client_id: str | None = None,
-                 reconnect_delay: tuple[float, float] = (0.5, 10.0)):
-        self.settings = settings
+                 reconnect_delay: tuple[float, float] = (0.5, 10.0), on_delivered=None):
+        self.settings, self.on_delivered = settings, on_delivered
         self.line = check_name(line, "line")
         self.cameras = list(dict.fromkeys(check_name(c, "camera") for c in cameras))
         self.client_id = client_id or f"patchline-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -342,7 +342,7 @@ class Publisher:
                     done = self._outbox.handed(msg, info.mid, queue_full=info.rc == mqtt.MQTT_ERR_QUEUE_SIZE)
                     self._cond.notify_all()
                 if done is not None:
-                    self._spool.remove(done.path)
+                    self._delivered(done)
 
     # -- paho callbacks (paho's network thread) -------------------------------------------------
 
@@ -389,4 +389,12 @@ class Publisher:
             msg = self._outbox.acked(mid)
             self._cond.notify_all()
         if msg is not None:
-            self._spool.remove(msg.path)
+            self._delivered(msg)
+
+    def _delivered(self, msg: Message) -> None:
+        """Acknowledged (PUBACK): the spool file goes, on_delivered hears of it (its errors are only logged)."""
+        self._spool.remove(msg.path)
+        try:
+            self.on_delivered and self.on_delivered(msg.topic, msg.data)
+        except Exception:
+            log.exception("on_delivered failed for a message on %s", msg.topic)

@@ -40,7 +40,10 @@ class AppSrc(Element):
 
 class FolderSource(Element):
     """Frames from the image files of a folder, in name order, each exactly once (or over and over
-    with the stream option `loop_folder`, e.g. a soak test); never drops."""
+    with the stream option `loop_folder`, e.g. a soak test); never drops. By default a file is read
+    as soon as the stream takes the previous one; with `patchline run --fps N` (stream option
+    `folder_fps`) one file is read every 1/N s, at a camera's pace (a frame the stream is not ready
+    for waits, and later files are not read early to catch up)."""
 
     FACTORY = "folder"
     is_source = True
@@ -57,9 +60,17 @@ class FolderSource(Element):
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         loop = bool(self.context.options.get("loop_folder"))
+        fps = self.context.options.get("folder_fps")
+        interval = 1.0 / float(fps) if fps else 0.0
+        due = time.perf_counter()  # paced: when the next file is read
         i = 0
         while True:
             for path in self.paths:
+                if interval:
+                    wait = due - time.perf_counter()
+                    if wait > 0 and stop.wait(wait):
+                        return
+                    due = max(due, time.perf_counter()) + interval  # reads >= 1/N s apart: no burst after a wait
                 if stop.is_set():
                     return
                 frame = Frame(self.context.stream, i, path.name, time.time())
