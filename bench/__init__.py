@@ -1,0 +1,1 @@
+"""Benchmarks (not tests, not shipped): each prints a table; `python -m bench.<name> --help`."""
