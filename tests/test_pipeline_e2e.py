@@ -465,7 +465,8 @@ def test_feedback_over_mqtt_grows_the_bank_and_a_client_without_rights_is_refuse
         replies: queue.Queue = queue.Queue()
         operator = BrokerSettings.from_url(broker.url, "operator", "operator-pw")
         listener = subprocess.Popen(patchline("feedback", LINE, "--listen", "--mqtt", broker.url, "--mqtt-username",
-                                              "listener", "--banks", str(banks), "--count", "1", "--timeout", "120"),
+                                              "listener", "--banks", str(banks), "--image-root", str(line.frames),
+                                              "--count", "1", "--timeout", "120"),
                                     cwd=line.workdir, stderr=subprocess.PIPE, text=True,
                                     env={**os.environ, "PATCHLINE_MQTT_PASSWORD": "listener-pw"})
         for row in listener.stderr:  # subscribed
@@ -473,7 +474,7 @@ def test_feedback_over_mqtt_grows_the_bank_and_a_client_without_rights_is_refuse
                 break
         reply_sub = Subscriber(operator, f"patchline/{LINE}/feedback/reply",
                                lambda _t, raw, _r: replies.put(json.loads(raw))).start()
-        message = json.dumps({"false_alarm": [str(line.frames / flagged)], "id": "f1"}).encode()
+        message = json.dumps({"false_alarm": [flagged], "id": "f1"}).encode()  # the alarm's source: a frame name
         for settings, request_id in ((BrokerSettings.from_url(broker.url), "anonymous"), (operator, "operator")):
             client = make_client(settings, f"console-{request_id}")
             connect_now(client, settings)

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from patchline.core.image_file import check_header, read_image_bytes
 from patchline.errors import PatchlineError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -20,8 +21,10 @@ def decode_image(data: bytes, source: str = "frame") -> np.ndarray:
 
     A gray file stays one channel: those are exactly the pixels a colour decode would replicate
     into three, and resizing one channel costs a third (`normalize` replicates it). Raises
-    PatchlineError naming `source` when the bytes are not a decodable image.
+    PatchlineError naming `source` when the bytes are not a decodable image, or when their header
+    declares more pixels than image_file.MAX_PIXELS (checked before decoding).
     """
+    check_header(data, source)
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR) if buffer.size else None
@@ -33,13 +36,10 @@ def decode_image(data: bytes, source: str = "frame") -> np.ndarray:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as `decode_image` does: (H, W) uint8 gray or (H, W, 3) uint8 RGB."""
+    """Read an image file as `decode_image` does: (H, W) uint8 gray or (H, W, 3) uint8 RGB. Only a
+    regular file of bounded size is read (image_file.read_image_bytes)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PatchlineError(f"cannot read image {path}: {exc.strerror or exc}.") from None
-    return decode_image(data, source=f"image {path}")
+    return decode_image(read_image_bytes(path), source=f"image {path}")
 
 
 MIN_SIDE = 32  # pixels: a smaller frame (a 1 × 1 or 1 × 5000 strip) is no picture of a part
@@ -158,8 +158,11 @@ def mask_to_crop(mask: np.ndarray, resize: int, imagesize: int, resize_type: str
 
 
 def load_mask(path: str | Path) -> np.ndarray:
-    """Read a ground-truth mask PNG as (H, W) bool (non-zero = defect)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """Read a ground-truth mask PNG as (H, W) bool (non-zero = defect); the same file and pixel
+    rules as images."""
+    data = read_image_bytes(path, "mask")
+    check_header(data, f"mask {path}")
+    mask = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise PatchlineError(f"cannot read mask {path}.")
     return mask > 0

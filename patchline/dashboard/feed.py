@@ -25,7 +25,7 @@ class DashboardFeed:
         self.client.reconnect_delay_set(0.5, 5.0)
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
-        self.client.on_message = lambda _c, _u, msg: state.on_message(msg.topic, msg.payload)
+        self.client.on_message = self._message
 
     def start(self) -> None:
         """Begin connecting in the background (never blocks, never raises for an absent broker)."""
@@ -33,8 +33,18 @@ class DashboardFeed:
         self.client.loop_start()
 
     def close(self) -> None:
+        """Disconnect and stop the network thread."""
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _message(self, _client, _userdata, msg) -> None:
+        # The state never raises for a message's content; this guard keeps the network thread alive
+        # even for a fault of the dashboard's own, which is logged and counted instead.
+        try:
+            self.state.on_message(msg.topic, msg.payload)
+        except Exception as exc:  # noqa: BLE001 - a dead broker thread would freeze the page silently
+            self.state.payloads.refuse(f"a message on {msg.topic[:120]} could not be shown ({type(exc).__name__}).")
+            log.exception("dashboard: message on %s not handled", msg.topic[:120])
 
     def _connected(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:

@@ -36,7 +36,7 @@ class Subscriber:
         self._refused: list[str] = []
         self.client.on_connect = self._connected
         self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.on_message = lambda _c, _u, msg: self._on_message(msg.topic, msg.payload, bool(msg.retain))
+        self.client.on_message = self._message
         self.client.on_disconnect = self._disconnected
 
     def start(self, connect_attempts: int = 3, timeout: float = 10.0) -> "Subscriber":
@@ -65,6 +65,14 @@ class Subscriber:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _message(self, _client, _userdata, msg) -> None:
+        # A handler's fault must not end paho's network thread (the subscriber would go deaf while
+        # looking connected): it is logged and the next message is handled.
+        try:
+            self._on_message(msg.topic, msg.payload, bool(msg.retain))
+        except Exception:  # noqa: BLE001
+            log.exception("a message on %.120s was not handled", msg.topic)
 
     def _connected(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:

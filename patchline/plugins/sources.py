@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from patchline.core.image_file import read_image_bytes
 from patchline.core.preprocess import list_images
 from patchline.errors import PatchlineError
 from patchline.pipeline.elements import Element, Prop, non_negative_int, positive_int
@@ -75,9 +76,9 @@ class FolderSource(Element):
                     return
                 frame = Frame(self.context.stream, i, path.name, time.time())
                 try:
-                    frame.data = path.read_bytes()
-                except OSError as exc:
-                    frame.error = f"cannot read {path.name}: {exc.strerror or exc}"
+                    frame.data = read_image_bytes(path, "frame")  # regular files of bounded size only
+                except PatchlineError as exc:
+                    frame.error = str(exc).replace(str(path), path.name)  # the verdict names the file only
                 i += 1
                 yield frame
             if not loop:
