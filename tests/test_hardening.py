@@ -66,8 +66,8 @@ def test_verdicts_counted_as_dropped_at_close_are_no_longer_queued():
     outbox = Outbox(max_verdicts=10, max_alarms=10)
     for i in range(3):
         outbox.add_verdict(Message(i, "verdict", "patchline/l/c/verdict", json.dumps({"frame_id": i}).encode()))
-    verdicts, alarms = outbox.drop_undelivered()
-    assert (verdicts, alarms) == (3, 0)
+    verdicts, alarms, lost = outbox.drop_undelivered()
+    assert (verdicts, alarms, lost) == (3, 0, 0)
     assert outbox.counts["dropped_verdicts"] == 3 and outbox.pending() == 0
 
 

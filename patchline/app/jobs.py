@@ -39,7 +39,21 @@ def train_line(settings: LineSettings, items: Sequence, banks: Path, random_weig
     weights = Path(settings.weights) if settings.weights else None
     extractor, facts = _extractor({} if extractor_cache is None else extractor_cache,
                                   settings.backbone, settings.layers, weights, random_weights)
-    return build_bank(settings, items, banks, extractor, facts, progress=progress)
+    with _writing_line(banks, settings.line):
+        return build_bank(settings, items, banks, extractor, facts, progress=progress)
+
+
+def _writing_line(banks: Path, line: str):
+    """Remove what earlier, crashed writes left in the line's folder, then hold its writers' lock."""
+    from patchline.bank.leftovers import remove_leftovers, writing
+
+    line_dir = Path(banks) / line
+    try:
+        remove_leftovers(line_dir)
+        line_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PatchlineError(f"cannot use the bank folder {line_dir}: {exc.strerror or exc}.") from None
+    return writing(line_dir)
 
 
 def grow_line(banks: Path, line: str, items: Sequence, weights: Path | None = None, random_weights: bool = False,
@@ -51,7 +65,8 @@ def grow_line(banks: Path, line: str, items: Sequence, weights: Path | None = No
     check_name(line, "line")
     meta = load_bank(banks, line).meta  # refused in one sentence before the backbone loads
     extractor, facts = _extractor({}, meta.backbone, meta.layers, weights, random_weights)
-    return grow_bank(banks, line, items, extractor, facts.get("sha256"), progress, reason, cover)
+    with _writing_line(banks, line):
+        return grow_bank(banks, line, items, extractor, facts.get("sha256"), progress, reason, cover)
 
 
 def trained_summary(result) -> str:

@@ -143,6 +143,8 @@ def _snapshot_store(folder: str | Path, quota_mb: float):
     if not quota_mb or quota_mb <= 0:
         raise ConfigError(f"--snapshot-quota-mb must be a positive number of megabytes, not {quota_mb}.")
     try:
+        for partial in Path(folder).glob("*.part"):  # a snapshot a crash or a full disk left half-written
+            partial.unlink(missing_ok=True)
         return SnapshotStore(folder, int(quota_mb * 1024 * 1024))
     except OSError as exc:
         raise ConfigError(f"cannot use {folder} for snapshots: {exc.strerror or exc}.") from None
@@ -183,7 +185,9 @@ def _summary(manager: StreamManager, host: RunHost, seconds: float) -> str:
         s = publisher.stats()
         rows.append(f"  mqtt {line}: {s['delivered']} delivered, {s['queued']} queued, "
                     f"{s['dropped_verdicts']} verdicts dropped, {s['dropped_alarms']} alarms dropped, "
-                    f"{s['spooled_alarms']} alarms spooled")
+                    f"{s['spooled_alarms']} alarms spooled"
+                    + (f", {s['unspooled_alarms']} alarms in memory only" if s["unspooled_alarms"] else "")
+                    + (f", {s['lost_alarms']} alarms LOST (the spool could not write them)" if s["lost_alarms"] else ""))
     return "\n".join(rows)
 
 

@@ -7,6 +7,7 @@ is faiss's own format and the metadata is JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import faiss
 import numpy as np
 
 from patchline import __version__
+from patchline.bank.leftovers import remove_leftovers, writing
 from patchline.bank.meta import FORMAT, BankMeta
 from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, MAP_FLOOR, PrunedPatchSearch, build_hnsw
 from patchline.core.search import NearestPatchSearch
@@ -35,13 +37,19 @@ CURRENT_FILE = "CURRENT"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically (temporary file in the same folder, fsync, rename)."""
+    """Replace `path` with `text` atomically (temporary file in the same folder, fsync, rename);
+    on failure (a full disk) the temporary file is removed and the OSError raised, `path` unchanged."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @dataclass
@@ -109,7 +117,32 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     check_name(line, "line")
     patches = np.ascontiguousarray(patches, dtype=np.float32)
     line_dir = Path(root) / line
-    line_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        line_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(line_dir)
+        with writing(line_dir):
+            version = _write_version(line_dir, line, patches, meta, search, ef_search)
+            write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
+    except (OSError, RuntimeError) as exc:  # RuntimeError: faiss's own words for a failed write
+        raise BankError(f"cannot write a new bank of line {line} in {line_dir}: {_write_failure(exc, line_dir)}; "
+                        f"the live bank is unchanged.") from None
+    return line_dir / version
+
+
+def _write_failure(exc: BaseException, folder: Path) -> str:
+    """Why a bank write failed, in a few words (the disk's free space when faiss does not say)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "the disk refused the write"
+    return f"the disk refused the write ({free // 1024} KiB free)"
+
+
+def _write_version(line_dir: Path, line: str, patches: np.ndarray, meta: Mapping, search: str,
+                   ef_search: int) -> str:
+    """Write a version folder through a hidden staging folder (removed on any failure); its name."""
     version = new_version(line_dir)
     staging = Path(tempfile.mkdtemp(dir=line_dir, prefix=f".{version}."))
     try:
@@ -130,8 +163,7 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
-    return line_dir / version
+    return version
 
 
 def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_search: int) -> dict:

@@ -7,13 +7,17 @@ pipeline's watcher switches between two frames; pruning never removes the live v
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchline.bank.leftovers import remove_leftovers
 from patchline.bank.store import CURRENT_FILE, write_text_atomic, current_version, load_bank, read_meta
 from patchline.errors import BankError
 from patchline.names import check_name
+
+log = logging.getLogger("patchline.bank")
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,15 @@ def rollback(root: str | Path, line: str, version: str) -> str:
 
 
 def prune(root: str | Path, line: str, keep: int) -> list[str]:
-    """Remove all but the newest `keep` versions of `line`, never the live one; returns those removed."""
+    """Remove all but the newest `keep` versions of `line`, never the live one, and the leftovers of
+    crashed or refused bank writes (leftovers.py; not while a write is under way); returns the
+    versions removed."""
     if keep < 1:
         raise BankError(f"--keep must be at least 1, got {keep}.")
     versions = list_versions(root, line)
+    removed_leftovers = remove_leftovers(Path(root) / line)
+    if removed_leftovers is None:
+        log.warning("a bank write into line %s is under way: its half-written files are left alone", line)
     kept = {v.version for v in versions[-keep:]} | {v.version for v in versions if v.live}
     removed = []
     for info in versions:

@@ -4,6 +4,9 @@ Pure bookkeeping (no network, no threads): the publisher calls it under its own 
 
 Drop policy: verdicts wait in memory, at most `max_verdicts`, the oldest dropped first; alarms
 wait in the spool, at most `max_alarms` (queued plus unacknowledged), the oldest dropped first.
+An alarm the spool could not write (a full disk) waits in memory only, at most `max_unspooled`
+of them, the oldest of those dropped first; `unspooled()` counts them: the alarms that would be
+lost if the process ended now.
 At most `window` messages are handed to the client and not yet acknowledged. Messages leave
 oldest first across verdicts and alarms, which keeps every topic in order.
 """
@@ -33,11 +36,13 @@ class Message:
 class Outbox:
     """Queued verdicts and alarms, the in-flight window and the counters of what was dropped."""
 
-    def __init__(self, max_verdicts: int = 10000, max_alarms: int = 100000, window: int = 64):
+    def __init__(self, max_verdicts: int = 10000, max_alarms: int = 100000, window: int = 64,
+                 max_unspooled: int = 10000):
         self.max_verdicts = max(1, int(max_verdicts))
         self.max_alarms = max(1, int(max_alarms))
+        self.max_unspooled = max(1, int(max_unspooled))
         self.window = int(window)
-        self.counts = {"delivered": 0, "dropped_verdicts": 0, "dropped_alarms": 0, "spool_errors": 0}
+        self.counts = {"delivered": 0, "dropped_verdicts": 0, "dropped_alarms": 0, "spool_errors": 0, "lost_alarms": 0}
         self._seq = itertools.count()
         self._verdicts: deque[Message] = deque()
         self._alarms: deque[Message] = deque()
@@ -61,11 +66,15 @@ class Outbox:
         (the caller deletes them)."""
         self._alarms.append(msg)
         dropped = []
-        while self._alarms and self.spooled() > self.max_alarms:
+        while self._alarms and self.alarms_waiting() > self.max_alarms:
             old = self._alarms.popleft()
             self.counts["dropped_alarms"] += 1
             if old.path is not None:
                 dropped.append(old.path)
+        if msg.path is None and self.unspooled() > self.max_unspooled:
+            oldest = next(m for m in self._alarms if m.path is None)  # the memory's bound: oldest of those goes
+            self._alarms.remove(oldest)
+            self.counts["dropped_alarms"] += 1
         return dropped
 
     def take(self, first: list[Message] = ()) -> list[Message]:
@@ -119,21 +128,38 @@ class Outbox:
         n = len(self._verdicts) + len(self._alarms) + self._handing
         return n + sum(1 for m in self._inflight.values() if include_status or m.kind in RESULT_KINDS)
 
-    def spooled(self) -> int:
-        """Alarms queued or unacknowledged: those that hold a spool file."""
+    def alarms_waiting(self) -> int:
+        """Alarms queued or unacknowledged, on disk or not."""
         return len(self._alarms) + sum(1 for m in self._inflight.values() if m.kind == "alarm")
+
+    def spooled(self) -> int:
+        """Alarms queued or unacknowledged that hold a spool file (they survive a restart)."""
+        return sum(1 for m in self._waiting_alarms() if m.path is not None)
+
+    def unspooled(self) -> int:
+        """Alarms queued or unacknowledged that the spool could not write: in memory only."""
+        return sum(1 for m in self._waiting_alarms() if m.path is None)
+
+    def memory_only(self) -> list[Message]:
+        """The waiting alarms without a spool file, oldest first (to write again when the disk has room)."""
+        return sorted((m for m in self._waiting_alarms() if m.path is None), key=lambda m: m.seq)
+
+    def _waiting_alarms(self):
+        yield from self._alarms
+        yield from (m for m in self._inflight.values() if m.kind == "alarm")
 
     def has_results_to_send(self) -> bool:
         """True when results are queued and the window has room."""
         return bool((self._verdicts or self._alarms) and len(self._inflight) < self.window)
 
-    def drop_undelivered(self) -> tuple[int, int]:
-        """At close: count the verdicts not delivered as dropped; returns (verdicts, alarms) left
-        (the alarms stay in the spool)."""
+    def drop_undelivered(self) -> tuple[int, int, int]:
+        """At close: count the verdicts not delivered as dropped, and the alarms left without a spool
+        file as lost; returns (verdicts dropped, alarms kept in the spool, alarms lost), each counted."""
         verdicts = len(self._verdicts) + sum(1 for m in self._inflight.values() if m.kind == "verdict")
-        alarms = len(self._alarms) + sum(1 for m in self._inflight.values() if m.kind == "alarm")
+        alarms, lost = self.spooled(), self.unspooled()
         self.counts["dropped_verdicts"] += verdicts
+        self.counts["lost_alarms"] += lost
         self._verdicts.clear()  # counted as dropped, so no longer queued
         for mid in [mid for mid, m in self._inflight.items() if m.kind == "verdict"]:
             del self._inflight[mid]
-        return verdicts, alarms
+        return verdicts, alarms, lost

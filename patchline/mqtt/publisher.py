@@ -154,7 +154,8 @@ class Publisher:
         """Deliver what can be delivered within `timeout` s, mark every camera offline, disconnect.
 
         Alarms still unacknowledged stay in the spool for the next start; verdicts still queued
-        are counted as dropped.
+        are counted as dropped; alarms the spool could not write are written once more, and those
+        it still refuses are counted as lost (`stats()["lost_alarms"]`) and logged.
         """
         if self._stopped:
             return
@@ -174,19 +175,24 @@ class Publisher:
             if self._started:
                 self._cond.wait_for(lambda: self._pending_locked(include_status=True) == 0,
                                     max(0.0, deadline - time.monotonic()))
-            left_verdicts, left_alarms = self._outbox.drop_undelivered()
             self._stopped = True
             self._cond.notify_all()
-        if left_verdicts or left_alarms:
-            log.warning("MQTT broker %s: closing with %d verdicts undelivered (dropped) and %d alarms kept "
-                        "in the spool %s for the next start", self.settings.address, left_verdicts, left_alarms,
-                        self.spool_dir)
         if self._pump is not None:
             self._pump.join(2.0)
         for client in [self.client, *self._keepers]:
             if self._started:
                 client.disconnect()  # a clean disconnect: the broker discards the will
                 client.loop_stop()
+        self._respool()  # the disk may have room again: the last chance for alarms held in memory
+        with self._cond:
+            left_verdicts, left_alarms, lost = self._outbox.drop_undelivered()
+        if left_verdicts or left_alarms:
+            log.warning("MQTT broker %s: closing with %d verdicts undelivered (dropped) and %d alarms kept "
+                        "in the spool %s for the next start", self.settings.address, left_verdicts, left_alarms,
+                        self.spool_dir)
+        if lost:
+            log.error("%d alarm(s) are lost: the broker never took them and the spool %s could not write them (%s)",
+                      lost, self.spool_dir, self._spool.last_error or "no room")
         self._spool.close()
 
     def __enter__(self):
@@ -220,9 +226,36 @@ class Publisher:
             self._outbox.add_verdict(verdict)
             if alarm is not None:
                 dropped_files = self._outbox.add_alarm(alarm)
+            unspooled = self._outbox.unspooled()
             self._cond.notify_all()
         for path in dropped_files:
             self._spool.remove(path)
+        if alarm is not None and alarm.path is None:
+            self._spool_refused(unspooled)
+
+    def _respool(self) -> None:
+        """Write the alarms held in memory only to the spool, oldest first, until the disk refuses again."""
+        with self._cond:
+            waiting = self._outbox.memory_only()
+        for msg in waiting:
+            path = self._spool.write(msg.topic, msg.data, msg.seq)
+            if path is None:
+                return
+            with self._cond:
+                msg.path = path
+
+    def _spool_refused(self, unspooled: int) -> None:
+        """The spool could not write an alarm: say so, with the exact count at risk, in the log and
+        in every camera's status (`unspooled_alarms`). Logged at the first refusal and at every
+        100th after it, so a full disk does not flood the log."""
+        errors = self._outbox.counts["spool_errors"]
+        if errors == 1 or errors % 100 == 0:
+            log.error("cannot spool an alarm to %s (%s): %d alarm(s) now wait in memory only (at most %d) and are "
+                      "lost if this process stops before the broker takes them", self.spool_dir,
+                      self._spool.last_error, unspooled, self._outbox.max_unspooled)
+        with self._cond:
+            self._status_dirty.update(self._status)
+            self._cond.notify_all()
 
     def set_status(self, camera: str, state: str, **extra) -> None:
         """Set a camera's retained status (`online`, `offline`, `reconnecting`, …).
@@ -276,10 +309,13 @@ class Publisher:
 
     def stats(self) -> dict:
         """Counters: queued (waiting or unacknowledged), delivered, dropped_verdicts, dropped_alarms,
-        spool_errors, spooled_alarms, dropped_snapshots, connected."""
+        spool_errors, spooled_alarms (waiting with a spool file), unspooled_alarms (waiting in memory
+        only: the spool could not write them), lost_alarms (unspooled ones left at close),
+        dropped_snapshots, connected. Each is counted from the queues, never assumed."""
         with self._cond:
             return {"queued": self._outbox.pending(), **self._outbox.counts,
-                    "spooled_alarms": self._outbox.spooled(), "dropped_snapshots": self.dropped_snapshots,
+                    "spooled_alarms": self._outbox.spooled(), "unspooled_alarms": self._outbox.unspooled(),
+                    "dropped_snapshots": self.dropped_snapshots,
                     "connected": self._connected}
 
     def wait_idle(self, timeout: float) -> bool:
@@ -302,6 +338,7 @@ class Publisher:
                    "bank_version": st.get("bank_version", self._bank["version"] if self._bank else None),
                    "fps": st.get("fps"), "dropped_frames": st.get("dropped_frames", 0),
                    "dropped_verdicts": counts["dropped_verdicts"], "dropped_alarms": counts["dropped_alarms"],
+                   "unspooled_alarms": self._outbox.unspooled(),
                    "errors": st.get("errors", 0), "host": self.client_id, "timestamp": iso_utc()}
         payload.update({k: v for k, v in st.items() if k not in payload})
         return encode_payload(payload)

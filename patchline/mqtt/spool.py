@@ -11,7 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from patchline.errors import ConfigError
+from patchline.errors import ConfigError, PatchlineError
+from patchline.files import read_regular_file
+from patchline.mqtt.payload import MAX_PAYLOAD_BYTES, decode_payload
 
 log = logging.getLogger("patchline.mqtt")
 
@@ -22,6 +24,7 @@ class AlarmSpool:
     def __init__(self, folder: Path):
         """Create and lock `folder`; ConfigError when it cannot be used or another process holds it."""
         self.folder = Path(folder)
+        self.last_error = ""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(self.folder / ".lock", "w")
@@ -51,9 +54,13 @@ class AlarmSpool:
         alarms = []
         for path in files:
             try:
-                rec = json.loads(path.read_text())
-                alarms.append((path, rec["topic"], rec["payload"].encode()))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                rec = decode_payload(read_regular_file(path, "spooled alarm", MAX_PAYLOAD_BYTES * 2), MAX_PAYLOAD_BYTES * 2)
+                topic, payload = rec["topic"], rec["payload"]
+                if not (isinstance(topic, str) and topic.startswith("patchline/") and topic.endswith("/alarm")
+                        and topic.count("/") == 3 and isinstance(payload, str)):
+                    raise ValueError("not an alarm")
+                alarms.append((path, topic, payload.encode()))
+            except (PatchlineError, ValueError, KeyError):
                 log.warning("unreadable spooled alarm %s set aside as %s.bad", path.name, path.name)
                 try:
                     path.rename(path.with_name(path.name + ".bad"))
@@ -63,7 +70,7 @@ class AlarmSpool:
 
     def write(self, topic: str, data: bytes, seq: int) -> Path | None:
         """Write one alarm durably (fsync, then an atomic rename); its file, or None when the disk
-        refused (logged; the alarm then lives in memory only)."""
+        refused (the reason kept in `last_error`; the caller keeps the alarm in memory and says so)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{seq:09d}.json"
         path = self.folder / name
         tmp = self.folder / f".tmp-{name}"
@@ -75,7 +82,7 @@ class AlarmSpool:
             os.replace(tmp, path)  # atomic: a reader sees the whole file or none
             return path
         except OSError as exc:
-            log.error("cannot spool an alarm to %s (%s); it is kept in memory only", self.folder, exc.strerror)
+            self.last_error = exc.strerror or str(exc)
             self.remove(tmp)
             return None
 
