@@ -14,6 +14,8 @@ from pathlib import Path
 from patchline import __version__
 from patchline.errors import ConfigError, PatchlineError
 from patchline.cli_banks import add_bank_commands
+from patchline.cli_types import (OneLineParser, existing_folder, file_to_write, folder_to_use, integer, name, number,
+                                 regular_file, text_file)
 from patchline.cli_tune import add_tune_command
 from patchline.paths import banks_root, models_dir, project_file
 
@@ -32,29 +34,29 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("line settings (override the settings file)")
     g.add_argument("--backbone", help="wide_resnet101_2 (default), wide_resnet50_2, efficientnet_lite0, efficientnet_lite1, "
                                       "efficientnet_lite2, mobilenet_v2")
-    g.add_argument("--weights", type=Path, help="backbone weights: MindSpore .ckpt or torchvision .pth")
+    g.add_argument("--weights", type=regular_file, help="backbone weights: MindSpore .ckpt or torchvision .pth")
     g.add_argument("--random-weights", action="store_true", help="allow random backbone weights (speed tests only)")
     g.add_argument("--layer", dest="layers", type=_layers, help="layer2, layer3 or layer2,layer3")
-    g.add_argument("--resize", type=int, help="shorter side after resizing, pixels (both sides with --resize-type stretch)")
+    g.add_argument("--resize", type=integer(1, 8192), help="shorter side after resizing, pixels (both sides with --resize-type stretch)")
     g.add_argument("--resize-type", choices=("short_side", "stretch"),
                    help="short_side (default: aspect kept, MindX Resizer_KeepAspectRatio_Short) or stretch "
                         "(resize × resize, MindX Resizer_Stretch)")
-    g.add_argument("--imagesize", type=int, help="center-crop size, pixels")
-    g.add_argument("--patchsize", type=int, help="local neighbourhood of each patch (default 3)")
-    g.add_argument("--coreset", dest="coreset_ratio", type=float, help="coreset ratio, e.g. 0.01")
-    g.add_argument("--target-dim", type=int, help="reduce embeddings to this many channels")
+    g.add_argument("--imagesize", type=integer(1, 8192), help="center-crop size, pixels")
+    g.add_argument("--patchsize", type=integer(1, 31), help="local neighbourhood of each patch (default 3)")
+    g.add_argument("--coreset", dest="coreset_ratio", type=number(0, 1, low_open=True), help="coreset ratio, e.g. 0.01")
+    g.add_argument("--target-dim", type=integer(1, 100_000), help="reduce embeddings to this many channels")
     g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
-    g.add_argument("--false-alarm-rate", type=float, help="target false-alarm rate of the threshold (default 0.01)")
+    g.add_argument("--false-alarm-rate", type=number(0, 1, low_open=True), help="target false-alarm rate of the threshold (default 0.01)")
     g.add_argument("--calibration", choices=("holdout", "crossfit"),
                    help="holdout (default: 20 %% of the images calibrate, the rest make the bank) or crossfit (every "
                         "image in the bank; each scored for calibration against a bank of the other --folds)")
-    g.add_argument("--folds", type=int, help="crossfit folds (default 5)")
-    g.add_argument("--batch-size", type=int, help="images per feature-extraction batch")
+    g.add_argument("--folds", type=integer(2, 1000), help="crossfit folds (default 5)")
+    g.add_argument("--batch-size", type=integer(1, 4096), help="images per feature-extraction batch")
     g.add_argument("--search", choices=("auto", "exact", "hnsw"),
                    help="bank search: exact, hnsw (graph index; image scores still exact for max / topk), "
                         "auto (default: hnsw for banks of 200,000 patches × dims or more, e.g. 1,316 × 152)")
-    g.add_argument("--ef-search", type=int, help="graph candidates visited per patch (hnsw, default 8)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--ef-search", type=integer(1, 100_000), help="graph candidates visited per patch (hnsw, default 8)")
+    g.add_argument("--seed", type=integer(0, 2**32 - 1), help="random seed, 0 to 2^32-1")
 
 
 def _overrides(args) -> dict:
@@ -162,30 +164,30 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     """The `patchline run` arguments."""
     from patchline.mqtt.broker import add_broker_arguments
 
-    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
+    p.add_argument("pipeline", type=text_file, help="pipeline file (MindX SDK pipeline JSON), e.g. pipeline/folder_layer2.pipeline")
     p.add_argument("--source", action="append",
                    help="a folder of images (name order, each once) or an rtsp:// URL; replaces the file's source "
                         "(repeat it for a stream that merges several sources: one per source, in the file's order)")
     p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS); without it verdicts are printed")
-    p.add_argument("--camera", help="camera name in the MQTT topics (default: the stream's name)")
-    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
-    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop "
+    p.add_argument("--camera", type=name, help="camera name in the MQTT topics (default: the stream's name)")
+    p.add_argument("--line", type=name, help="product line (bank name); overrides the post-process's line prop")
+    p.add_argument("--banks", type=folder_to_use, help="banks root; overrides the post-process's banks prop "
                                               "(default $PATCHLINE_BANKS or ./faiss-index-precision)")
     p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
                    help="let the file load this post-process module from outside patchline.plugins (repeatable)")
-    p.add_argument("--max-frames", type=int, help="stop after this many results")
+    p.add_argument("--max-frames", type=integer(1), help="stop after this many results")
     p.add_argument("--loop", action="store_true",
                    help="go through a folder source again and again until stopped (a demonstration screen, a soak)")
-    p.add_argument("--fps", type=float, help="read a folder source at this many frames per second, as a camera "
+    p.add_argument("--fps", type=number(0, 100_000, low_open=True), help="read a folder source at this many frames per second, as a camera "
                                              "delivers them (default: each file as soon as the stream takes it)")
-    p.add_argument("--spool", type=Path, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
+    p.add_argument("--spool", type=folder_to_use, help="alarm spool folder (default $PATCHLINE_SPOOL or ./patchline-spool)")
     add_broker_arguments(p)
-    p.add_argument("--drift-window", type=int, help="frames per camera whose scores and alarm rate are compared with the "
+    p.add_argument("--drift-window", type=integer(5, 10_000_000), help="frames per camera whose scores and alarm rate are compared with the "
                                                      "bank's calibration to flag drift (default 200)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model call (default 1: each model runs frames side by side in as many threads as the cores shared among the file's models allow)")
-    p.add_argument("--snapshots", metavar="DIR", help="keep a JPEG of every defect frame here (heat map, region box, "
+    p.add_argument("--threads", type=integer(1, 1024), help="onnxruntime intra-op threads per model call (default 1: each model runs frames side by side in as many threads as the cores shared among the file's models allow)")
+    p.add_argument("--snapshots", metavar="DIR", type=folder_to_use, help="keep a JPEG of every defect frame here (heat map, region box, "
                                                        "score); the alarm names it")
-    p.add_argument("--snapshot-quota-mb", type=float, default=500.0,
+    p.add_argument("--snapshot-quota-mb", type=number(0, 10_000_000, low_open=True), default=500.0,
                    help="the most the snapshot folder may hold; the oldest go first (default 500)")
     p.add_argument("--publish-snapshots", action="store_true",
                    help="also publish each snapshot on patchline/<line>/<camera>/snapshot (QoS 1, not retained)")
@@ -243,11 +245,35 @@ def cmd_dashboard(args) -> int:
 
     from patchline.dashboard.run import run_dashboard
 
+    if args.add_user is not None:
+        return _add_dashboard_user(args.auth_file, args.add_user)
+    if not args.mqtt:
+        raise ConfigError("the dashboard needs --mqtt URL (the broker to show).")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    return run_dashboard(args.mqtt, args.port, args.host, args.line, username=args.mqtt_username,
+    return run_dashboard(args.mqtt, args.port, args.host, args.line, args.auth_file, args.no_auth,
+                         username=args.mqtt_username,
                          password=args.mqtt_password, tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert,
                          tls_key=args.mqtt_key, tls_insecure=args.mqtt_insecure)
+
+
+def _add_dashboard_user(auth_file: Path | None, user: str) -> int:
+    """`patchline dashboard --auth-file F --add-user NAME`: the password from the terminal (twice) or stdin."""
+    import getpass
+
+    from patchline.dashboard.auth import add_user
+
+    if auth_file is None:
+        raise ConfigError("--add-user needs --auth-file FILE (the file to add the user to).")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {user}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("the two passwords differ; nothing was written.")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    add_user(auth_file, user, password)
+    print(f"user {user} written to {auth_file}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -260,22 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every sub-command."""
     from patchline.models.convert import DOWNLOAD_HELP
 
-    parser = argparse.ArgumentParser(prog="patchline", description="PatchCore defect detection for production lines.")
+    parser = OneLineParser(prog="patchline", description="PatchCore defect detection for production lines.")
     parser.add_argument("--version", action="version", version=f"patchline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p):
-        p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+        p.add_argument("--banks", type=folder_to_use, default=banks_root(),
+                       help="banks root (default ./faiss-index-precision)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("train", help="build a line's bank from good images (one MVTec category or a folder)")
-    p.add_argument("category", nargs="?", help="MVTec AD category (with --dataset)")
-    p.add_argument("--dataset", type=Path, help="MVTec AD root folder")
-    p.add_argument("--config", type=Path, help="settings file: per category (default configs/mvtec.yaml), or with "
+    p.add_argument("category", nargs="?", type=name, help="MVTec AD category (with --dataset)")
+    p.add_argument("--dataset", type=existing_folder, help="MVTec AD root folder")
+    p.add_argument("--config", type=text_file, help="settings file: per category (default configs/mvtec.yaml), or with "
                                                "--line and --images the line's own entry (e.g. written by tune)")
-    p.add_argument("--line", help="product line name (bank name); defaults to the category")
-    p.add_argument("--images", type=Path, help="folder of good images of the line")
-    p.add_argument("--add", type=Path, metavar="FOLDER",
+    p.add_argument("--line", type=name, help="product line name (bank name); defaults to the category")
+    p.add_argument("--images", type=existing_folder, help="folder of good images of the line")
+    p.add_argument("--add", type=existing_folder, metavar="FOLDER",
                    help="grow the live bank of --line with these new good images (no re-extraction of the old ones; "
                         "threshold kept) and make it live")
     common(p)
@@ -283,22 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-all", help="build a bank for every category of an MVTec-layout dataset")
-    p.add_argument("--dataset", type=Path, required=True)
-    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"))
-    p.add_argument("--category", action="append", help="only these categories (repeatable)")
+    p.add_argument("--dataset", type=existing_folder, required=True)
+    p.add_argument("--config", type=text_file, default=project_file("configs/mvtec.yaml"))
+    p.add_argument("--category", action="append", type=name, help="only these categories (repeatable)")
     common(p)
     _settings_flags(p)
     p.set_defaults(func=cmd_train_all, line=None)
 
     p = sub.add_parser("evaluate", help="score MVTec-layout test sets against their banks; CSV + Markdown + overlays")
-    p.add_argument("--dataset", type=Path, required=True)
-    p.add_argument("--category", action="append", help="only these categories (repeatable)")
-    p.add_argument("--line", help="bank name when it differs from the category")
-    p.add_argument("--weights", type=Path, help="backbone weights the banks were built with")
+    p.add_argument("--dataset", type=existing_folder, required=True)
+    p.add_argument("--category", action="append", type=name, help="only these categories (repeatable)")
+    p.add_argument("--line", type=name, help="bank name when it differs from the category")
+    p.add_argument("--weights", type=regular_file, help="backbone weights the banks were built with")
     p.add_argument("--random-weights", action="store_true")
-    p.add_argument("--out", type=Path, default=Path("results"), help="report folder (default ./results)")
-    p.add_argument("--overlays", type=int, default=6, help="heat-map overlays per category")
-    p.add_argument("--config", type=Path, default=project_file("configs/mvtec.yaml"),
+    p.add_argument("--out", type=folder_to_use, default=Path("results"), help="report folder (default ./results)")
+    p.add_argument("--overlays", type=integer(0, 10_000), default=6, help="heat-map overlays per category")
+    p.add_argument("--config", type=text_file, default=project_file("configs/mvtec.yaml"),
                    help="settings file whose seed_image_auroc rows are printed beside patchline's (default configs/mvtec.yaml)")
     p.add_argument("--seed-layout", action="store_true",
                    help="print the table in the reference project's layout (instance_auroc_max … _best), "
@@ -309,17 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert-weights", help="torchvision .pth → MindSpore .ckpt (the seed's pthtockpt)",
                        description="Convert PyTorch weights to a MindSpore checkpoint, strictly.",
                        epilog=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", type=Path, help=".pth file")
-    p.add_argument("output", type=Path, help=".ckpt file to write")
+    p.add_argument("source", type=regular_file, help=".pth file")
+    p.add_argument("output", type=file_to_write, help=".ckpt file to write")
     p.add_argument("--backbone", required=True)
     p.set_defaults(func=cmd_convert_weights)
 
     p = sub.add_parser("export", help="export the split layer2 / layer3 models (ONNX + MINDIR)")
     p.add_argument("--backbone", required=True)
-    p.add_argument("--imagesize", type=int, required=True)
-    p.add_argument("--weights", type=Path)
+    p.add_argument("--imagesize", type=integer(32, 8192), required=True)
+    p.add_argument("--weights", type=regular_file)
     p.add_argument("--random-weights", action="store_true")
-    p.add_argument("--out", type=Path, default=models_dir(), help="model folder (default $PATCHLINE_MODELS or ./models)")
+    p.add_argument("--out", type=folder_to_use, default=models_dir(), help="model folder (default $PATCHLINE_MODELS or ./models)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="run a pipeline file on a folder or camera; publish verdicts over MQTT")
@@ -331,19 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check a pipeline file without running it: props, models, the line's bank; "
                                      "prints the stream graph with tensor shapes (exit 0 / 2)")
-    p.add_argument("pipeline", type=Path, help="pipeline file (MindX SDK pipeline JSON)")
-    p.add_argument("--line", help="product line (bank name); overrides the post-process's line prop")
-    p.add_argument("--banks", type=Path, help="banks root; overrides the post-process's banks prop")
+    p.add_argument("pipeline", type=text_file, help="pipeline file (MindX SDK pipeline JSON)")
+    p.add_argument("--line", type=name, help="product line (bank name); overrides the post-process's line prop")
+    p.add_argument("--banks", type=folder_to_use, help="banks root; overrides the post-process's banks prop")
     p.add_argument("--allow-plugin", action="append", default=[], metavar="MODULE",
                    help="a post-process module outside patchline.plugins the file may load")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("alarms", help="print defect alarms as they happen (one line each, or JSON lines)")
     p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")
-    p.add_argument("--line", help="only this product line")
+    p.add_argument("--line", type=name, help="only this product line")
     p.add_argument("--json", action="store_true", help="print each alarm's JSON payload on one line")
-    p.add_argument("--count", type=int, help="stop after this many alarms")
-    p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    p.add_argument("--count", type=integer(1), help="stop after this many alarms")
+    p.add_argument("--timeout", type=number(0, 10**9, low_open=True), help="stop after this many seconds")
     from patchline.mqtt.broker import add_broker_arguments
 
     add_broker_arguments(p)
@@ -351,16 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="a live web page of every camera (status, scores, alarms, snapshots), fed "
                                          "from the broker")
-    p.add_argument("--mqtt", required=True, help="broker URL mqtt://host:port (mqtts:// for TLS)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS)")
+    p.add_argument("--port", type=integer(1, 65535), default=8080, help="HTTP port (default 8080)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to serve on (default 127.0.0.1; 0.0.0.0 serves the plant network)")
-    p.add_argument("--line", help="only this product line")
+                   help="address to serve on (default 127.0.0.1; any other address needs --auth-file or --no-auth)")
+    p.add_argument("--line", type=name, help="only this product line")
+    p.add_argument("--auth-file", type=file_to_write, metavar="FILE",
+                   help="users allowed to see the page (HTTP Basic; PBKDF2 password hashes, see --add-user)")
+    p.add_argument("--add-user", type=name, metavar="NAME",
+                   help="add NAME to --auth-file with a password read from the terminal (or one stdin line), then exit")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve a non-loopback --host to anyone without a login (a trusted network only)")
     add_broker_arguments(p)
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")
-    p.add_argument("--out", default="demo-output")
+    p.add_argument("--out", type=folder_to_use, default="demo-output")
     p.add_argument("--quick", action="store_true", help="fewer images, for a fast look")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -377,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except PatchlineError as exc:
         print(f"patchline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a vanished folder: the system's own words, in one sentence
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"patchline {args.command}: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"patchline {args.command}: interrupted.", file=sys.stderr)

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from patchline.cli_types import existing_folder, folder_to_use, integer, name, number, regular_file
 from patchline.errors import PatchlineError
 from patchline.paths import banks_root
 
@@ -42,7 +43,7 @@ def cmd_feedback(args) -> int:
         if not args.mqtt:
             raise PatchlineError("--listen needs --mqtt URL (the broker the operator consoles publish to).")
         return listen_for_feedback(settings_from_args(args), args.line, args.banks, args.weights, args.count,
-                                   args.timeout)
+                                   args.timeout, image_roots=args.image_root, snapshots=args.snapshots)
     if not args.false_alarm:
         raise PatchlineError("give --false-alarm IMAGE… (or --listen --mqtt URL for feedback over MQTT).")
     for path in args.false_alarm:
@@ -56,6 +57,11 @@ def cmd_banks(args) -> int:
     from patchline.bank.versions import list_versions, prune, versions_table
 
     if args.prune:
+        from patchline.bank.leftovers import remove_leftovers
+
+        leftovers = remove_leftovers(Path(args.banks) / args.line)
+        if leftovers:
+            print(f"line {args.line}: removed {len(leftovers)} half-written leftover(s) of earlier bank writes")
         removed = prune(args.banks, args.line, args.keep)
         print(f"line {args.line}: removed {len(removed)} version(s)" + (f": {', '.join(removed)}" if removed else ""))
     print(versions_table(args.line, list_versions(args.banks, args.line)))
@@ -74,32 +80,38 @@ def cmd_rollback(args) -> int:
 def add_bank_commands(sub, common) -> None:
     """Add the feedback, banks and rollback sub-commands to the `patchline` parser."""
     p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
-    p.add_argument("line")
-    p.add_argument("--false-alarm", nargs="+", type=Path, metavar="IMAGE",
+    p.add_argument("line", type=name)
+    p.add_argument("--false-alarm", nargs="+", type=regular_file, metavar="IMAGE",
                    help="image files (e.g. the alarm snapshots) an operator judged good")
     p.add_argument("--listen", action="store_true",
                    help="take feedback over MQTT on patchline/<line>/feedback (with --mqtt) and answer on …/reply")
     p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS), with --listen")
-    p.add_argument("--count", type=int, help="with --listen: stop after this many messages")
-    p.add_argument("--timeout", type=float, help="with --listen: stop after this many seconds")
+    p.add_argument("--count", type=integer(1), help="with --listen: stop after this many messages")
+    p.add_argument("--timeout", type=number(0, 10**9, low_open=True), help="with --listen: stop after this many seconds")
+    p.add_argument("--image-root", action="append", type=existing_folder, default=[], metavar="DIR",
+                   help="with --listen: a folder whose images (a line's --source folder) feedback may name, by "
+                        "their path below it (repeatable)")
+    p.add_argument("--snapshots", type=existing_folder, metavar="DIR",
+                   help="with --listen: the line's --snapshots folder; feedback may name its snapshots by file name")
     from patchline.mqtt.broker import add_broker_arguments
 
     add_broker_arguments(p)
-    p.add_argument("--weights", type=Path, help="the backbone weights the bank was built with (when not packaged)")
+    p.add_argument("--weights", type=regular_file, help="the backbone weights the bank was built with (when not packaged)")
     p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
     common(p)
     p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
-    p.add_argument("line")
-    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
-    p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live one)")
-    p.add_argument("--keep", type=int, default=5, help="versions --prune keeps (default 5)")
+    p.add_argument("line", type=name)
+    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live "
+                                                          "one) and any half-written bank a crash left")
+    p.add_argument("--keep", type=integer(1), default=5, help="versions --prune keeps (default 5)")
     p.set_defaults(func=cmd_banks)
 
     p = sub.add_parser("rollback", help="make an earlier bank version live again (atomic; running pipelines follow)")
-    p.add_argument("line")
-    p.add_argument("version")
-    p.add_argument("--banks", type=Path, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.add_argument("line", type=name)
+    p.add_argument("version", type=name)
+    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
     p.set_defaults(func=cmd_rollback)
 

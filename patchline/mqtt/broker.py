@@ -124,11 +124,18 @@ def settings_from_args(args) -> BrokerSettings:
 
 
 def add_broker_arguments(parser) -> None:
-    """Broker credential and TLS flags shared by `patchline run` and `patchline alarms` (argparse)."""
+    """Broker credential and TLS flags shared by `patchline run` and `patchline alarms` (argparse);
+    the TLS files must be readable regular files (cli_types)."""
+    from patchline.cli_types import regular_file
+
     parser.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
     parser.add_argument("--mqtt-password",
                         help="broker password (better: $PATCHLINE_MQTT_PASSWORD; command lines show in ps)")
-    parser.add_argument("--mqtt-ca", help="CA certificate file for TLS")
-    parser.add_argument("--mqtt-cert", help="client certificate file for TLS")
-    parser.add_argument("--mqtt-key", help="client key file for TLS")
+
+    def certificate(text: str) -> str:
+        return str(regular_file(text))
+
+    parser.add_argument("--mqtt-ca", type=certificate, help="CA certificate file for TLS")
+    parser.add_argument("--mqtt-cert", type=certificate, help="client certificate file for TLS")
+    parser.add_argument("--mqtt-key", type=certificate, help="client key file for TLS")
     parser.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")

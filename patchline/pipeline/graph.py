@@ -148,8 +148,8 @@ class Stream:
         self.frames_in = 0
         self._frames_in_lock = threading.Lock()  # several sources (a merge) count into it
         self.started_at = self.ended_at = None
+        given = dict(zip(cfg.sources, _sources_given(cfg, source)))  # a wrong count: its own sentence
         try:
-            given = dict(zip(cfg.sources, _sources_given(cfg, source)))
             for name in cfg.order:
                 if name in given:
                     element = _build_source(cfg, name, context, given[name])
