@@ -60,3 +60,14 @@ def test_every_topic_has_its_section_and_every_readme_link_resolves():
         for target in re.findall(r"\]\(([^)#]+)\)", text):
             if not target.startswith("http"):
                 assert ((REPO / doc).parent / target).exists(), f"{doc} links to {target}, which does not exist"
+
+
+def test_the_security_page_states_the_bounds_the_code_applies():
+    from patchline.core.image_file import MAX_IMAGE_BYTES, MAX_PIXELS
+    from patchline.dashboard import state
+    from patchline.mqtt.payload import MAX_DEPTH, MAX_PAYLOAD_BYTES
+
+    text = (DOCS / "security.md").read_text()
+    assert f"{MAX_PAYLOAD_BYTES // 1024} KiB" in text and f"deeper than {MAX_DEPTH} levels" in text
+    assert f"at most {MAX_IMAGE_BYTES // 1024 // 1024} MB" in text and f"{MAX_PIXELS // 1_000_000} megapixels" in text
+    assert f"at most {state.MAX_CAMERAS} cameras" in text and f"{state.KEPT_SNAPSHOTS} snapshots" in text
