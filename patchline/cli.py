@@ -14,6 +14,7 @@ from pathlib import Path
 from patchline import __version__
 from patchline.errors import ConfigError, PatchlineError
 from patchline.cli_banks import add_bank_commands
+from patchline.cli_dashboard import add_dashboard_command
 from patchline.cli_types import (OneLineParser, existing_folder, file_to_write, folder_to_use, integer, name, number,
                                  regular_file, text_file)
 from patchline.cli_tune import add_tune_command
@@ -240,42 +241,6 @@ def cmd_alarms(args) -> int:
                       tls_insecure=args.mqtt_insecure, count=args.count, timeout=args.timeout)
 
 
-def cmd_dashboard(args) -> int:
-    import logging
-
-    from patchline.dashboard.run import run_dashboard
-
-    if args.add_user is not None:
-        return _add_dashboard_user(args.auth_file, args.add_user)
-    if not args.mqtt:
-        raise ConfigError("the dashboard needs --mqtt URL (the broker to show).")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    return run_dashboard(args.mqtt, args.port, args.host, args.line, args.auth_file, args.no_auth,
-                         username=args.mqtt_username,
-                         password=args.mqtt_password, tls_ca=args.mqtt_ca, tls_cert=args.mqtt_cert,
-                         tls_key=args.mqtt_key, tls_insecure=args.mqtt_insecure)
-
-
-def _add_dashboard_user(auth_file: Path | None, user: str) -> int:
-    """`patchline dashboard --auth-file F --add-user NAME`: the password from the terminal (twice) or stdin."""
-    import getpass
-
-    from patchline.dashboard.auth import add_user
-
-    if auth_file is None:
-        raise ConfigError("--add-user needs --auth-file FILE (the file to add the user to).")
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {user}: ")
-        if getpass.getpass("again: ") != password:
-            raise ConfigError("the two passwords differ; nothing was written.")
-    else:
-        password = sys.stdin.readline().rstrip("\n")
-    add_user(auth_file, user, password)
-    print(f"user {user} written to {auth_file}")
-    return 0
-
-
 def cmd_demo(args) -> int:
     from patchline.app.demo import run_demo
 
@@ -376,21 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_broker_arguments(p)
     p.set_defaults(func=cmd_alarms)
 
-    p = sub.add_parser("dashboard", help="a live web page of every camera (status, scores, alarms, snapshots), fed "
-                                         "from the broker")
-    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS)")
-    p.add_argument("--port", type=integer(1, 65535), default=8080, help="HTTP port (default 8080)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to serve on (default 127.0.0.1; any other address needs --auth-file or --no-auth)")
-    p.add_argument("--line", type=name, help="only this product line")
-    p.add_argument("--auth-file", type=file_to_write, metavar="FILE",
-                   help="users allowed to see the page (HTTP Basic; PBKDF2 password hashes, see --add-user)")
-    p.add_argument("--add-user", type=name, metavar="NAME",
-                   help="add NAME to --auth-file with a password read from the terminal (or one stdin line), then exit")
-    p.add_argument("--no-auth", action="store_true",
-                   help="serve a non-loopback --host to anyone without a login (a trusted network only)")
-    add_broker_arguments(p)
-    p.set_defaults(func=cmd_dashboard)
+    add_dashboard_command(sub)
 
     p = sub.add_parser("demo", help="the whole loop on bundled real data (ELPV solar cells, EfficientNet-Lite0)")
     p.add_argument("--out", type=folder_to_use, default="demo-output")

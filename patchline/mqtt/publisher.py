@@ -78,7 +78,7 @@ class Publisher:
         self._pump: threading.Thread | None = None
 
         self._spool = AlarmSpool(self.spool_dir)
-        self._restore_spooled_alarms()
+        self._spool.restore_into(self._outbox)
         self.client = make_client(settings, self.client_id)
         self.client.max_inflight_messages_set(self.window + 8)
         self.client.reconnect_delay_set(*reconnect_delay)
@@ -126,14 +126,6 @@ class Publisher:
         client.on_connect = on_connect
         return client
 
-    def _restore_spooled_alarms(self) -> None:
-        for path, topic, data in self._spool.load():
-            for dropped in self._outbox.add_alarm(self._outbox.message("alarm", topic, data, path=path)):
-                self._spool.remove(dropped)
-        if self._outbox.spooled():
-            log.info("%d undelivered alarms from an earlier run found in %s; they will be sent first",
-                     self._outbox.spooled(), self.spool_dir)
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -154,8 +146,7 @@ class Publisher:
         """Deliver what can be delivered within `timeout` s, mark every camera offline, disconnect.
 
         Alarms still unacknowledged stay in the spool for the next start; verdicts still queued
-        are counted as dropped; alarms the spool could not write are written once more, and those
-        it still refuses are counted as lost (`stats()["lost_alarms"]`) and logged.
+        are counted as dropped; alarms the spool refused are tried once more, then counted as lost.
         """
         if self._stopped:
             return
@@ -183,16 +174,10 @@ class Publisher:
             if self._started:
                 client.disconnect()  # a clean disconnect: the broker discards the will
                 client.loop_stop()
-        self._respool()  # the disk may have room again: the last chance for alarms held in memory
-        with self._cond:
-            left_verdicts, left_alarms, lost = self._outbox.drop_undelivered()
-        if left_verdicts or left_alarms:
-            log.warning("MQTT broker %s: closing with %d verdicts undelivered (dropped) and %d alarms kept "
-                        "in the spool %s for the next start", self.settings.address, left_verdicts, left_alarms,
-                        self.spool_dir)
-        if lost:
-            log.error("%d alarm(s) are lost: the broker never took them and the spool %s could not write them (%s)",
-                      lost, self.spool_dir, self._spool.last_error or "no room")
+        # Every other thread has stopped: the disk may have room again for the alarms it refused.
+        self._spool.write_again(self._outbox.memory_only())
+        left_verdicts, left_alarms, lost = self._outbox.drop_undelivered()
+        self._spool.say_closed(self.settings.address, left_verdicts, left_alarms, lost)
         self._spool.close()
 
     def __enter__(self):
@@ -221,41 +206,18 @@ class Publisher:
             alarm.path = self._spool.write(alarm.topic, data, alarm.seq)
         dropped_files = []
         with self._cond:
-            if alarm is not None and alarm.path is None:
+            if alarm is not None and alarm.path is None:  # said in the log and in every status
                 self._outbox.counts["spool_errors"] += 1
+                self._status_dirty.update(self._status)
             self._outbox.add_verdict(verdict)
             if alarm is not None:
                 dropped_files = self._outbox.add_alarm(alarm)
-            unspooled = self._outbox.unspooled()
+            refusals, unspooled = self._outbox.counts["spool_errors"], self._outbox.unspooled()
             self._cond.notify_all()
         for path in dropped_files:
             self._spool.remove(path)
         if alarm is not None and alarm.path is None:
-            self._spool_refused(unspooled)
-
-    def _respool(self) -> None:
-        """Write the alarms held in memory only to the spool, oldest first, until the disk refuses again."""
-        with self._cond:
-            waiting = self._outbox.memory_only()
-        for msg in waiting:
-            path = self._spool.write(msg.topic, msg.data, msg.seq)
-            if path is None:
-                return
-            with self._cond:
-                msg.path = path
-
-    def _spool_refused(self, unspooled: int) -> None:
-        """The spool could not write an alarm: say so, with the exact count at risk, in the log and
-        in every camera's status (`unspooled_alarms`). Logged at the first refusal and at every
-        100th after it, so a full disk does not flood the log."""
-        errors = self._outbox.counts["spool_errors"]
-        if errors == 1 or errors % 100 == 0:
-            log.error("cannot spool an alarm to %s (%s): %d alarm(s) now wait in memory only (at most %d) and are "
-                      "lost if this process stops before the broker takes them", self.spool_dir,
-                      self._spool.last_error, unspooled, self._outbox.max_unspooled)
-        with self._cond:
-            self._status_dirty.update(self._status)
-            self._cond.notify_all()
+            self._spool.say_refused(refusals, unspooled, self._outbox.max_unspooled)
 
     def set_status(self, camera: str, state: str, **extra) -> None:
         """Set a camera's retained status (`online`, `offline`, `reconnecting`, …).
@@ -309,14 +271,12 @@ class Publisher:
 
     def stats(self) -> dict:
         """Counters: queued (waiting or unacknowledged), delivered, dropped_verdicts, dropped_alarms,
-        spool_errors, spooled_alarms (waiting with a spool file), unspooled_alarms (waiting in memory
-        only: the spool could not write them), lost_alarms (unspooled ones left at close),
-        dropped_snapshots, connected. Each is counted from the queues, never assumed."""
+        spool_errors, spooled_alarms (with a spool file), unspooled_alarms (in memory only: the spool
+        refused them), lost_alarms (unspooled at close), dropped_snapshots, connected; all counted."""
         with self._cond:
             return {"queued": self._outbox.pending(), **self._outbox.counts,
                     "spooled_alarms": self._outbox.spooled(), "unspooled_alarms": self._outbox.unspooled(),
-                    "dropped_snapshots": self.dropped_snapshots,
-                    "connected": self._connected}
+                    "dropped_snapshots": self.dropped_snapshots, "connected": self._connected}
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued message is acknowledged; True if that happened in time."""

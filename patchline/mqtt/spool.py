@@ -68,6 +68,16 @@ class AlarmSpool:
                     pass
         return alarms
 
+    def restore_into(self, outbox) -> None:
+        """Queue the alarms an earlier run left here (`load`) in `outbox`, oldest first; those beyond
+        its bound are removed."""
+        for path, topic, data in self.load():
+            for dropped in outbox.add_alarm(outbox.message("alarm", topic, data, path=path)):
+                self.remove(dropped)
+        if outbox.spooled():
+            log.info("%d undelivered alarms from an earlier run found in %s; they will be sent first",
+                     outbox.spooled(), self.folder)
+
     def write(self, topic: str, data: bytes, seq: int) -> Path | None:
         """Write one alarm durably (fsync, then an atomic rename); its file, or None when the disk
         refused (the reason kept in `last_error`; the caller keeps the alarm in memory and says so)."""
@@ -96,3 +106,29 @@ class AlarmSpool:
                 pass
             except OSError as exc:
                 log.warning("cannot remove %s: %s", path, exc.strerror)
+
+    def write_again(self, messages) -> None:
+        """Write alarms the spool refused before (outbox Messages without a path), oldest first,
+        until the disk refuses again; each written one gets its `path`."""
+        for msg in messages:
+            path = self.write(msg.topic, msg.data, msg.seq)
+            if path is None:
+                return
+            msg.path = path
+
+    def say_refused(self, refusals: int, unspooled: int, bound: int) -> None:
+        """Log that an alarm could not be written, with the exact number now in memory only; at the
+        first refusal and every 100th, so a full disk does not flood the log."""
+        if refusals == 1 or refusals % 100 == 0:
+            log.error("cannot spool an alarm to %s (%s): %d alarm(s) now wait in memory only (at most %d) and are "
+                      "lost if this process stops before the broker takes them", self.folder, self.last_error,
+                      unspooled, bound)
+
+    def say_closed(self, broker: str, verdicts: int, kept: int, lost: int) -> None:
+        """Log what a closing publisher leaves: verdicts dropped, alarms kept here, alarms lost."""
+        if verdicts or kept:
+            log.warning("MQTT broker %s: closing with %d verdicts undelivered (dropped) and %d alarms kept in the "
+                        "spool %s for the next start", broker, verdicts, kept, self.folder)
+        if lost:
+            log.error("%d alarm(s) are lost: the broker never took them and the spool %s could not write them (%s)",
+                      lost, self.folder, self.last_error or "no room")
