@@ -3,11 +3,12 @@
     python bench/soak.py [--minutes 10] [--work DIR (default: <temp dir>/patchline-bench)]
 
 The line is trained as configured (bench/pipeline.py's cache is reused), the cells go round and
-round through pipeline/elpv_mono.pipeline at full speed into a real Mosquitto (persistence on);
-halfway the broker is stopped for `--outage` seconds and started again. An alarm logger with a
-persistent session listens throughout. Prints one table: frames in, verdicts out, alarms sent
-and received (de-duplicated by frame_id), what was dropped, and the process's RSS at the start
-(after a warm-up) and at the end.
+round through `patchline run`'s own code (run_pipeline with --loop, pipeline/elpv_mono.pipeline) at full
+speed into a real Mosquitto (persistence on); halfway the broker is stopped for `--outage` seconds and
+started again; at the end the run is stopped with SIGINT, as an operator stops it. An alarm logger with
+a persistent session listens throughout. Prints one table: frames in, results, verdicts and alarms the
+broker acknowledged, alarms received (de-duplicated by frame_id), what was not delivered, and the
+process's RSS at the start (after a warm-up) and at the end.
 """
 
 from __future__ import annotations
@@ -38,27 +39,27 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--outage", type=float, default=15.0, help="seconds the broker is down, halfway")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
+    ap.add_argument("--quick", action="store_true", help="check the script: a third of the cells (not for figures)")
     args = ap.parse_args(argv)
 
     import os
+    import signal
 
-    from pipeline import export_models, test_cells, train_real_line
+    from pipeline import CONFIGURED, banks_for, export_models, machine, test_cells, train_real_line
 
     from patchline.app.demo import LocalBroker
+    from patchline.app.run import run_pipeline
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.payload import decode_object
-    from patchline.mqtt.publisher import Publisher
     from patchline.mqtt.subscriber import Subscriber
     from patchline.mqtt.topics import camera_filter
-    from patchline.pipeline.config import load_pipeline
-    from patchline.pipeline.streams import StreamManager
 
     work = args.work.resolve()
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)
     export_models("efficientnet_lite0", 224, work / "models")
-    line, _ = train_real_line("mono", work)
-    cells = test_cells(work, "mono")
+    line, _ = train_real_line("mono", work, quick=args.quick)
+    cells = test_cells(work, "mono", args.quick)
     (work / "soak").mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(work / "soak", persistence=True)
     received: dict[int, int] = {}
@@ -75,58 +76,61 @@ def main(argv=None) -> int:
                         persistent_session=True).start()
     spool = work / "soak" / "spool"
     shutil.rmtree(spool, ignore_errors=True)
-    publisher = Publisher(settings, line, ["cam"], spool, max_verdicts=100000)
-    publisher.start()
-    counts = {"results": 0, "defects": 0, "errors": 0}
+    delivered = {"verdict": 0, "alarm": 0}
+    held = {}
 
-    def on_result(payload: dict) -> None:
-        publisher.publish_result({**payload, "line": line})
-        with lock:
-            counts["results"] += 1
-            counts["defects"] += payload.get("verdict") == "defect"
-            counts["errors"] += payload.get("verdict") == "error"
+    def on_delivered(topic: str, _data: bytes) -> None:
+        kind = topic.rsplit("/", 1)[-1]
+        if kind in delivered:
+            with lock:
+                delivered[kind] += 1
 
-    config = load_pipeline(ROOT / "pipeline" / "elpv_mono.pipeline")
-    manager = StreamManager(config, str(cells), "cam", {"banks_root": str(work / "banks"), "line": line,
-                                                         "loop_folder": True}, on_result)
+    def post_process():
+        stream = next(iter(held["manager"].streams.values()))
+        return stream, stream.nodes["mxpi_classpostprocessor0"]
+
+    def script() -> None:
+        """Warm-up, the outage halfway, and at the end SIGINT, as an operator stops `patchline run`."""
+        while "manager" not in held or post_process()[1].processed < 200:
+            time.sleep(0.2)
+        held["rss_start"] = rss_mb()
+        while time.monotonic() < began + args.minutes * 30.0:
+            time.sleep(1)
+        broker.close()
+        print(f"broker stopped at {time.monotonic() - began:.0f} s", file=sys.stderr)
+        time.sleep(args.outage)
+        broker.start()
+        print(f"broker started at {time.monotonic() - began:.0f} s", file=sys.stderr)
+        while time.monotonic() < began + args.minutes * 60.0:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGINT)
+
     began = time.monotonic()
-    manager.start()
-    while counts["results"] < 200:
-        time.sleep(0.2)
-    rss_start = rss_mb()
-    half = began + args.minutes * 30.0
-    while time.monotonic() < half:
-        time.sleep(1)
-    broker.close()
-    print(f"broker stopped at {time.monotonic() - began:.0f} s", file=sys.stderr)
-    time.sleep(args.outage)
-    broker.start()
-    print(f"broker started at {time.monotonic() - began:.0f} s", file=sys.stderr)
-    while time.monotonic() < began + args.minutes * 60.0:
-        time.sleep(1)
-    manager.stop()
-    manager.wait(60)
-    manager.close()
+    threading.Thread(target=script, daemon=True).start()
+    # `patchline run` itself (its run_pipeline): the cells in a loop (--loop), the alarm spool, the
+    # publisher's reconnects; on SIGINT the frames in flight finish and the publisher gets 120 s to deliver
+    run_pipeline(ROOT / "pipeline" / "elpv_mono.pipeline", str(cells), broker.url, camera="cam", line=line,
+                 banks_root=banks_for(work, CONFIGURED, args.quick), spool_dir=spool, loop_folder=True, publish_timeout=120.0,
+                 on_delivered=on_delivered, on_start=lambda manager: held.update(manager=manager))
     seconds = time.monotonic() - began
-    delivered_all = publisher.wait_idle(120)
-    stats = publisher.stats()
-    publisher.close(10)
     time.sleep(2)  # the last alarms reach the logger
     logger.close()
     broker.close()
     rss_end = rss_mb()
-    frames_in = manager.streams[next(iter(manager.streams))].stats()["frames_in"]
+    stream, post = post_process()
+    stats = stream.stats()
+    frames_in, results = stats["frames_in"], post.processed
     duplicates = sum(n - 1 for n in received.values())
-    print(f"\nSoak: elpv-mono ({len(list(cells.iterdir()))} test cells in a loop) through pipeline/elpv_mono.pipeline "
-          f"→ a real Mosquitto (persistence on), broker down for {args.outage:.0f} s halfway; 2 CPU cores.\n")
-    print("| minutes | frames in | results | frames/s | messages delivered (verdicts + alarms) | verdicts dropped | alarms sent | "
-          "alarms received (unique) | duplicates | errors | RSS start MB | RSS end MB |")
+    print(f"\nSoak: elpv-mono ({len(list(cells.iterdir()))} test cells in a loop) through `patchline run`'s own code "
+          f"(run_pipeline, pipeline/elpv_mono.pipeline, --loop) → a real Mosquitto (persistence on), broker down for "
+          f"{args.outage:.0f} s halfway; {machine()}.\n")
+    print("| minutes | frames in | results | frames/s | verdicts delivered (PUBACK) | alarms delivered (PUBACK) | "
+          "verdicts not delivered | alarms received (unique) | duplicates | errors | RSS start MB | RSS end MB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {seconds / 60:.1f} | {frames_in} | {counts['results']} | {counts['results'] / seconds:.1f} | "
-          f"{stats['delivered']} | {stats['dropped_verdicts']} | {counts['defects']} | {len(received)} | "
-          f"{duplicates} | {counts['errors']} | {rss_start:.0f} | {rss_end:.0f} |")
-    if not delivered_all:
-        print("(the publisher had not delivered everything within 120 s of the end)")
+    print(f"| {seconds / 60:.1f} | {frames_in} | {results} | {results / seconds:.1f} | {delivered['verdict']} | "
+          f"{delivered['alarm']} | {results - delivered['verdict']} | {len(received)} | {duplicates} | "
+          f"{sum(stats['element_errors'].values())} | {held.get('rss_start', float('nan')):.0f} | "
+          f"{rss_end:.0f} |")
     return 0
 
 
