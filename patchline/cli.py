@@ -48,9 +48,10 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--target-dim", type=integer(1, 100_000), help="reduce embeddings to this many channels")
     g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
     g.add_argument("--false-alarm-rate", type=number(0, 1, low_open=True), help="target false-alarm rate of the threshold (default 0.01)")
-    g.add_argument("--calibration", choices=("holdout", "crossfit"),
-                   help="holdout (default: 20 %% of the images calibrate, the rest make the bank) or crossfit (every "
-                        "image in the bank; each scored for calibration against a bank of the other --folds)")
+    g.add_argument("--calibration", choices=("leave_one_out", "crossfit", "holdout"),
+                   help="leave_one_out (default: every image in the bank; each scored for calibration against it "
+                        "without its own patches), crossfit (each scored against a bank of the other --folds) or "
+                        "holdout (20 %% of the images calibrate, the rest make the bank)")
     g.add_argument("--folds", type=integer(2, 1000), help="crossfit folds (default 5)")
     g.add_argument("--batch-size", type=integer(1, 4096), help="images per feature-extraction batch")
     g.add_argument("--search", choices=("auto", "exact", "hnsw"),

@@ -77,6 +77,21 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_threshold(args) -> int:
+    """`patchline threshold`: a new live version with the threshold moved, from the kept held-out scores."""
+    from patchline.bank.threshold import move_threshold
+
+    before, after = move_threshold(args.banks, args.line, args.false_alarm_rate, args.value)
+    promise = after["threshold_policy"]["promise"]
+    print(f"line {args.line}: threshold {before.threshold:.4f} → {after.threshold:.4f} in version {after.version} "
+          f"(from {before.version}; running pipelines switch between two frames; "
+          f"`patchline rollback {args.line} {before.version}` undoes it)")
+    print(f"  promises: {promise['text']}")
+    if "warning" in promise:
+        print(f"  warning: {promise['warning']}")
+    return 0
+
+
 def add_bank_commands(sub, common) -> None:
     """Add the feedback, banks and rollback sub-commands to the `patchline` parser."""
     p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
@@ -114,4 +129,15 @@ def add_bank_commands(sub, common) -> None:
     p.add_argument("version", type=name)
     p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("threshold", help="move a line's threshold to another false-alarm rate (or a value) without "
+                                         "retraining: a new live version from the kept held-out scores")
+    p.add_argument("line", type=name)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--false-alarm-rate", type=number(0, 1, low_open=True), metavar="RATE",
+                       help="target share of good parts that alarm, e.g. 0.05")
+    which.add_argument("--value", type=number(0, 1e30, low_open=True), metavar="SCORE",
+                       help="the threshold itself, as an image score")
+    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    p.set_defaults(func=cmd_threshold)
 

@@ -90,7 +90,9 @@ def name(text: str) -> str:
 def existing_folder(text: str) -> Path:
     """A folder that exists."""
     path = Path(text)
-    if not text or not path.is_dir():
+    if not text or not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+    if not path.is_dir():
         _refuse(text, "an existing folder")
     return path
 

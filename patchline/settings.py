@@ -14,7 +14,7 @@ from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
 SEARCHES = ("auto", "exact", "hnsw")
-CALIBRATIONS = ("holdout", "crossfit")
+CALIBRATIONS = ("leave_one_out", "crossfit", "holdout")
 RESIZE_TYPES = ("short_side", "stretch")  # MindX Resizer_KeepAspectRatio_Short, Resizer_Stretch
 # `search: auto` uses the graph index for banks of at least this many patches × dims. Exact search
 # costs ~1 CPU ms per 100,000 for a 28 × 28 frame, the ladder ~2 ms at least (measured, one thread:
@@ -39,7 +39,9 @@ class LineSettings:
     aggregation: str = "auto"
     false_alarm_rate: float = 0.01
     holdout_fraction: float = 0.2
-    calibration: str = "holdout"  # holdout (a part of the images left out of the bank) | crossfit (every image in the bank)
+    # leave_one_out (every image in the bank, each scored without its own patches) | crossfit (every
+    # image in the bank, each scored against a bank of the other folds) | holdout (a part left out of the bank)
+    calibration: str = "leave_one_out"
     folds: int = 5  # crossfit: folds, each scored against a bank of the others
     seed: int = 0
     batch_size: int = 8

@@ -12,7 +12,7 @@ from pipeline_support import LINE, REPO, prepare_trained_line
 from patchline.pipeline.reference import element_reference
 
 DOCS = REPO / "docs"
-MAPS = {"normal_scores", "synthetic_auroc"}  # keyed by aggregation: documented by their own name
+MAPS = {"normal_scores", "synthetic_auroc", "image"}  # keyed by aggregation: documented by their own name
 
 
 def test_the_element_reference_is_what_the_code_says():

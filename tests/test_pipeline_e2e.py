@@ -361,6 +361,44 @@ def test_a_rollback_during_a_run_switches_between_two_frames_and_every_frame_is_
         "one switch at a frame boundary, never back; each verdict names the version that judged it"
 
 
+def test_moving_the_threshold_during_a_run_switches_between_two_frames_and_rollback_undoes_it(line, tmp_path):
+    from patchline.bank.store import load_bank
+    from patchline.bank.versions import rollback
+    from patchline.core.calibration import moved_threshold
+
+    banks = tmp_path / "banks"
+    shutil.copytree(line.workdir / "faiss-index-precision", banks)
+    live = load_bank(banks, LINE).meta
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    names = sorted(line.expected)
+    for i in range(240):
+        shutil.copy(line.frames / names[i % len(names)], frames / f"{i:04d}.png")
+    proc = subprocess.Popen(patchline("run", str(LAYER2_LAYER3), "--source", str(frames), "--line", LINE, "--banks",
+                                      str(banks), "--quiet"), cwd=line.workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    results, moved = [], None
+    for row in proc.stdout:
+        results.append(json.loads(row))
+        if len(results) == 20:
+            moved = subprocess.run(patchline("threshold", LINE, "--false-alarm-rate", "0.3", "--banks", str(banks)),
+                                   capture_output=True, text=True, timeout=60)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    assert moved.returncode == 0, moved.stderr
+    new = load_bank(banks, LINE).meta  # checksums and every field verified
+    assert new.version != live.version and new["threshold_policy"]["moved_from"] == live.version
+    want = moved_threshold(live["calibration_scores"], live.aggregation, false_alarm_rate=0.3)
+    assert new.threshold == want["threshold"] < live.threshold and new.n_patches == live.n_patches
+    assert f"threshold {live.threshold:.4f} → {new.threshold:.4f}" in moved.stdout and "promises: false alarms <=" in moved.stdout
+    ordered = sorted(results, key=lambda r: r["frame_id"])
+    versions = [r["bank_version"] for r in ordered]
+    switch = versions.index(new.version)
+    assert switch >= 20 and set(versions[:switch]) == {live.version} and set(versions[switch:]) == {new.version}
+    assert all(r["threshold"] == pytest.approx(new.threshold) for r in ordered[switch:]), "the verdicts use the new threshold"
+    assert rollback(banks, LINE, live.version) == new.version and load_bank(banks, LINE).meta.threshold == live.threshold
+
+
 @pytest.mark.parametrize("shifted", [False, True])
 def test_drift_is_flagged_for_a_shifted_stream_and_not_for_a_normal_one(line, tmp_path, mosquitto_broker,
                                                                         mqtt_collector, shifted):

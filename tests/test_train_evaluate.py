@@ -52,10 +52,17 @@ def test_training_writes_a_calibrated_bank_with_its_provenance(trained):
     meta = bank.meta
     assert meta["backbone"] == "efficientnet_lite0" and meta["layers"] == ["layer2", "layer3"]
     assert meta["embedding_dim"] == 40 + 112 and meta["grid"] == [16, 16]
-    assert meta["training"]["n_images"] == 20 and meta["training"]["n_holdout_images"] == 4
-    assert meta["n_patches"] == round(0.1 * 16 * 16 * 16)
+    # the default calibration, leave-one-out: every image in the bank, each scored without its own patches
+    assert meta["training"]["n_images"] == 20 and meta["training"]["n_holdout_images"] == 0
+    assert meta["training"]["calibration"] == "leave_one_out" and "leave-one-out" in meta["threshold_policy"]["scheme"]
+    assert meta["n_patches"] == round(0.1 * 20 * 16 * 16)
     assert meta["aggregation"] in AGGREGATIONS and meta["threshold"] > 0
     assert "held-out" in meta["threshold_policy"]["method"] and meta["threshold_policy"]["false_alarm_rate"] == 0.01
+    kept = meta["calibration_scores"]["image"][meta["aggregation"]]  # every held-out score, for `patchline threshold`
+    assert len(kept) == 20 and len(meta["calibration_scores"]["map_peak"]) == 20 and max(kept) == meta["threshold"]
+    promise = meta["threshold_policy"]["promise"]
+    assert promise["n_images"] == 20 and promise["n_above"] == 0 and "at least 99 good images" in promise["warning"]
+    assert "warning: 20 held-out good images cannot support a 1 % false-alarm target" in trained["train"].stdout
     assert set(meta["aggregation_choice"]["synthetic_auroc"]) == set(AGGREGATIONS)
     assert meta["weights"]["source"].startswith("ImageNet") and len(meta["weights"]["sha256"]) == 64
     assert "line brick: bank" in trained["train"].stdout

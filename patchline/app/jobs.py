@@ -70,13 +70,19 @@ def grow_line(banks: Path, line: str, items: Sequence, weights: Path | None = No
 
 
 def trained_summary(result) -> str:
-    """Two lines describing a TrainResult: bank size, images, time, aggregation, threshold, folder."""
+    """Lines describing a TrainResult: bank size, images, time, aggregation, threshold and what it
+    promises (with the too-few-images warning when there is one), folder."""
     m = result.meta
     training = m["training"]
-    return (f"line {m.line}: bank {m.version} with {m.n_patches} × {m.embedding_dim} patches "
-            f"from {training['n_bank_images']} images ({training['n_holdout_images']} held out) "
-            f"in {result.seconds:.1f} s; aggregation {m.aggregation}, threshold {m.threshold:.4f}\n"
-            f"  written to {result.bank_dir}")
+    promise = (m.get("threshold_policy") or {}).get("promise") or {}
+    lines = [f"line {m.line}: bank {m.version} with {m.n_patches} × {m.embedding_dim} patches "
+             f"from {training['n_bank_images']} images ({training['n_holdout_images']} held out) "
+             f"in {result.seconds:.1f} s; aggregation {m.aggregation}, threshold {m.threshold:.4f}"]
+    if promise:
+        lines.append(f"  the threshold promises: {promise['text']}")
+    if promise.get("warning"):
+        lines.append(f"  warning: {promise['warning']}")
+    return "\n".join(lines + [f"  written to {result.bank_dir}"])
 
 
 def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: Path, line: str | None = None,

@@ -166,6 +166,37 @@ def _write_version(line_dir: Path, line: str, patches: np.ndarray, meta: Mapping
     return version
 
 
+def write_derived_version(root: Path, line: str, source: Path, changes: Mapping) -> Path:
+    """A new version of `line` with the patches and search index of version folder `source` (hard
+    links, or copies across file systems: bank files are never written in place) and its bank.json
+    with `changes` applied; checked, renamed into place and made CURRENT. Returns the new folder."""
+    line_dir = Path(root) / line
+    version = new_version(line_dir)
+    staging = Path(tempfile.mkdtemp(dir=line_dir, prefix=f".{version}."))
+    try:
+        full = {**read_meta(source).as_dict(), **changes}
+        for name in (INDEX_FILE, full["search"].get("file")):
+            if name:
+                _link_or_copy(source / name, staging / name)
+        full.update(version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    patchline_version=__version__)
+        BankMeta.parse(full, f"bank.json of the new {line} bank")
+        (staging / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        os.rename(staging, line_dir / version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
+    return line_dir / version
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _write_search_index(staging: Path, patches: np.ndarray, search: str, ef_search: int) -> dict:
     """Build and write the graph index when the bank is to be searched by it; bank.json's `search`."""
     if search == "auto":

@@ -42,12 +42,14 @@ class NearestPatchSearch:
         """
         return self.nearest(queries)[0][:, None]
 
-    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, queries: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n, D) float32 queries → ((n,) float32 squared distance to the nearest bank row,
-        (n,) int64 that row), as faiss `search(q, 1)`."""
+        (n,) int64 that row), as faiss `search(q, 1)`.
+
+        exclude: optional (k,) int bank rows no query may match (fewer than the bank's rows)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) > QUERY_CHUNK:
-            parts = [self.nearest(queries[s : s + QUERY_CHUNK]) for s in range(0, len(queries), QUERY_CHUNK)]
+            parts = [self.nearest(queries[s : s + QUERY_CHUNK], exclude) for s in range(0, len(queries), QUERY_CHUNK)]
             return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
         rows = np.arange(len(queries))
         best = nearest = None
@@ -55,6 +57,9 @@ class NearestPatchSearch:
             block = queries @ vectors_t
             block *= -2.0
             block += norms
+            if exclude is not None:
+                masked = exclude[(exclude >= start) & (exclude < start + block.shape[1])] - start
+                block[:, masked] = np.inf
             arg = block.argmin(axis=1)
             low = block[rows, arg]
             if best is None:
@@ -70,7 +75,9 @@ class NearestPatchSearch:
         diff = queries - self.vectors[rows]
         return np.einsum("ij,ij->i", diff, diff)
 
-    def patch_scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """(N, H, W, D) float32 embeddings → (N, H, W) float32 Euclidean distance to the nearest bank patch."""
+    def patch_scores(self, embeddings: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, D) float32 embeddings → (N, H, W) float32 Euclidean distance to the nearest bank patch.
+
+        exclude: optional (k,) int bank rows left out of the search (e.g. an image's own patches)."""
         n, h, w, d = embeddings.shape
-        return patch_scores_from_distances(self.squared_distances(embeddings.reshape(-1, d)), (h, w))
+        return patch_scores_from_distances(self.nearest(embeddings.reshape(-1, d), exclude)[0][:, None], (h, w))

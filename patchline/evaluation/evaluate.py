@@ -1,7 +1,9 @@
 """Batch evaluation of trained banks on MVTec AD-layout test sets.
 
 Reports image AUROC for every aggregation (the seed's table), the line's own aggregation chosen
-from normal images, pixel AUROC and PRO; writes CSV + Markdown and heat-map overlays.
+from normal images (with a bootstrap interval), what the bank's own threshold does on the test
+images (detection and false-alarm rates with Wilson intervals), pixel AUROC and PRO; writes CSV +
+Markdown and heat-map overlays.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 
 from patchline.bank.store import Bank
 from patchline.core.anomaly_map import anomaly_map, overlay
+from patchline.core.intervals import bootstrap_auroc, operating_point
 from patchline.core.metrics import auroc, pro_score
 from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_image, to_rgb
-from patchline.core.scoring import AGGREGATIONS, aggregate_all, is_defect
+from patchline.core.scoring import AGGREGATIONS, aggregate_all
 from patchline.data.datasets import MvtecCategory
 from patchline.formats import metric_text
 from patchline.extractors.embeddings import Extractor, as_image, score_images
@@ -47,8 +50,9 @@ def evaluate_category(
     """Score a category's test set; write its per-image scores CSV and overlays under out_dir/<name>.
 
     Returns one results row: image AUROC per aggregation (`image_auroc[<agg>]`), the bank's chosen
-    aggregation and its AUROC, pixel AUROC, PRO, and test false-alarm / miss rates at the bank's
-    threshold (reported only: nothing here feeds back into a setting).
+    aggregation and its AUROC with a 95 % bootstrap interval, pixel AUROC, PRO, and the operating
+    point at the bank's threshold (`operating_point`: detection and false-alarm rates with 95 %
+    Wilson intervals; reported only: nothing here feeds back into a setting).
     """
     samples = category.test_samples()
     paths = [s.path for s in samples]
@@ -89,7 +93,8 @@ def evaluate_category(
     _write_report_data(cat_dir, samples, labels, image_scores, chosen, bank.meta.threshold, picture)
 
     threshold = bank.meta.threshold
-    flagged = is_defect(image_scores[chosen], threshold)
+    point = operating_point(labels, image_scores[chosen], threshold)
+    _, auroc_low, auroc_high = bootstrap_auroc(labels, image_scores[chosen])
     return {
         "category": category.name,
         "n_good": int((labels == 0).sum()),
@@ -97,11 +102,14 @@ def evaluate_category(
         "image_auroc": {a: auroc(labels, image_scores[a]) for a in AGGREGATIONS},
         "aggregation": chosen,
         "chosen_auroc": auroc(labels, image_scores[chosen]),
+        "chosen_auroc_interval": (auroc_low, auroc_high),
         "pixel_auroc": auroc(masks.ravel(), maps.ravel()) if has_pixel_truth else float("nan"),
         "pro": pro_score(masks, maps) if has_pixel_truth else float("nan"),
         "threshold": threshold,
-        "test_false_alarm_rate": float(flagged[labels == 0].mean()) if (labels == 0).any() else float("nan"),
-        "test_miss_rate": float((~flagged[labels == 1]).mean()) if (labels == 1).any() else float("nan"),
+        "promise": (bank.meta.get("threshold_policy") or {}).get("promise", {}).get("text", ""),
+        "operating_point": point,
+        "test_false_alarm_rate": point.false_alarm_rate,
+        "test_miss_rate": 1.0 - point.detection,
     }
 
 
@@ -126,23 +134,32 @@ def _write_report_data(cat_dir: Path, samples, labels: np.ndarray, image_scores:
     (cat_dir / "report.json").write_text(json.dumps(data))
 
 
+_OPERATING = ["detection", "detection_low", "detection_high", "false_alarm_rate", "false_alarm_low",
+              "false_alarm_high"]
+
+
 def _columns() -> list[str]:
     return (["category", "n_good", "n_defect"] + [f"auroc_{a}" for a in AGGREGATIONS]
-            + ["aggregation", "auroc_chosen", "pixel_auroc", "pro", "threshold", "test_far", "test_miss"])
+            + ["aggregation", "auroc_chosen", "auroc_chosen_low", "auroc_chosen_high", "pixel_auroc", "pro",
+               "threshold"] + _OPERATING)
 
 
 def _flatten(row: dict) -> list:
+    point = row["operating_point"].as_dict()
     return ([row["category"], row["n_good"], row["n_defect"]] + [row["image_auroc"][a] for a in AGGREGATIONS]
-            + [row["aggregation"], row["chosen_auroc"], row["pixel_auroc"], row["pro"], row["threshold"],
-               row["test_false_alarm_rate"], row["test_miss_rate"]])
+            + [row["aggregation"], row["chosen_auroc"], *row["chosen_auroc_interval"], row["pixel_auroc"],
+               row["pro"], row["threshold"]] + [point[c] for c in _OPERATING])
 
 
 def _mean_row(rows: list[dict]) -> list:
+    """Means of the AUROCs and rates over categories; intervals and thresholds do not average."""
     flat = [_flatten(r) for r in rows]
+    columns = _columns()
     mean = ["mean", sum(f[1] for f in flat), sum(f[2] for f in flat)]
     for col in range(3, len(flat[0])):
         values = [f[col] for f in flat]
-        mean.append("" if isinstance(values[0], str) or col == len(flat[0]) - 3 else float(np.nanmean(values)))
+        skip = isinstance(values[0], str) or columns[col] == "threshold" or columns[col].endswith(("_low", "_high"))
+        mean.append("" if skip else float(np.nanmean(values)))
     return mean
 
 
@@ -160,18 +177,26 @@ def write_reports(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     lines += ["| " + " | ".join(metric_text(v) for v in row) + " |" for row in table]
     md_path.write_text(
         "Image AUROC for every aggregation; `aggregation` is the one each bank chose from normal images "
-        "(and synthetic defects) only, `auroc_chosen` its test AUROC. test_far / test_miss: rates at the "
-        "bank's calibrated threshold.\n\n" + "\n".join(lines) + "\n"
+        "(and synthetic defects) only, `auroc_chosen` its test AUROC with a 95 % stratified bootstrap interval. "
+        "detection / false_alarm_rate: the shares of defective / good test images the bank's own threshold "
+        "flags, with 95 % Wilson intervals.\n\n" + "\n".join(lines) + "\n"
     )
     return csv_path, md_path
 
 
 def summary_table(rows: list[dict]) -> str:
-    """A compact text table for the terminal: category, chosen aggregation, AUROCs, PRO."""
-    head = f"{'category':<14}{'aggregation':<12}{'img AUROC':>10}{'best any':>10}{'pix AUROC':>10}{'PRO':>8}"
+    """A compact text table for the terminal: category, chosen aggregation, AUROCs, PRO, and under
+    each category what the bank's own threshold does on the test images (with 95 % intervals)."""
+    head = (f"{'category':<14}{'aggregation':<12}{'img AUROC':>10}{'95 % interval':>17}{'best any':>10}"
+            f"{'pix AUROC':>10}{'PRO':>8}")
     out = [head]
     for r in rows:
         best = max(r["image_auroc"].values())
-        out.append(f"{r['category']:<14}{r['aggregation']:<12}{metric_text(r['chosen_auroc']):>10}{metric_text(best):>10}"
+        low, high = r["chosen_auroc_interval"]
+        out.append(f"{r['category']:<14}{r['aggregation']:<12}{metric_text(r['chosen_auroc']):>10}"
+                   f"{'[' + metric_text(low) + ', ' + metric_text(high) + ']':>17}{metric_text(best):>10}"
                    f"{metric_text(r['pixel_auroc']):>10}{metric_text(r['pro']):>8}")
+        out.append(f"  at its threshold {r['threshold']:.4g}: {r['operating_point'].text()}")
+        if r.get("promise"):
+            out.append(f"  the threshold promised: {r['promise']}")
     return "\n".join(out)

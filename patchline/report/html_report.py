@@ -63,10 +63,12 @@ def _category_section(row: dict, cat_dir: Path) -> str:
     parts = [f"<section class='category' id='{html.escape(name)}'><h2>{html.escape(name)}</h2>",
              "<p class='facts'>"
              f"<span>{row['n_good']} good, {row['n_defect']} defective test images</span>"
-             f"<span>aggregation <b>{html.escape(chosen)}</b>: image AUROC <b>{metric_text(row['chosen_auroc'])}</b></span>"
-             f"<span>calibrated threshold {row['threshold']:.4g}: false alarms {_rate(row['test_false_alarm_rate'])}, "
-             f"misses {_rate(row['test_miss_rate'])}</span>"
-             f"<span>pixel AUROC {metric_text(row['pixel_auroc'])}, PRO {metric_text(row['pro'])}</span></p>"]
+             f"<span>aggregation <b>{html.escape(chosen)}</b>: image AUROC <b>{metric_text(row['chosen_auroc'])}</b> "
+             f"(95 % interval {metric_text(row['chosen_auroc_interval'][0])}–{metric_text(row['chosen_auroc_interval'][1])})"
+             f"</span><span>pixel AUROC {metric_text(row['pixel_auroc'])}, PRO {metric_text(row['pro'])}</span></p>",
+             f"<p class='operating'>At the bank's own threshold {row['threshold']:.4g}: "
+             f"<b>{html.escape(row['operating_point'].text())}</b> (95 % Wilson intervals)."
+             + (f" The threshold promised: {html.escape(row['promise'])}." if row.get("promise") else "") + "</p>"]
     plots = []
     if labels.min() != labels.max():
         plots.append(_img(roc_plot(labels, scores, chosen), "image/png", f"ROC curve of {chosen}", "roc"))

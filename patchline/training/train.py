@@ -112,6 +112,27 @@ def _crossfit_scores(items: list, matrix: np.ndarray, projected: np.ndarray, gri
     return normal, defect, record
 
 
+def _leave_one_out_scores(items: list, matrix: np.ndarray, chosen: np.ndarray, grid: tuple[int, int],
+                          settings: LineSettings, extractor: Extractor, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out scores for every image against the line's own bank (the coreset rows `chosen` of
+    the image-by-image patch matrix), with the patches that image contributed left out of the search.
+    Returns (normal (N, h, w) float32, defect (N, h, w) float32): each image and its synthetic defect."""
+    per = grid[0] * grid[1]
+    search = NearestPatchSearch(np.ascontiguousarray(matrix[chosen]))
+    owner = np.asarray(chosen) // per
+    own_rows = [np.flatnonzero(owner == i) for i in range(len(items))]
+    normal = np.empty((len(items),) + grid, dtype=np.float32)
+    for i in tqdm(range(len(items)), desc="calibration", unit="img", disable=not progress, leave=False):
+        own = np.asarray(matrix[i * per:(i + 1) * per]).reshape(1, *grid, -1)
+        normal[i] = search.patch_scores(own, own_rows[i])[0]
+    defects = synthetic_defects([as_image(item) for item in items], settings.seed)
+    defect = np.empty_like(normal)
+    for start, emb in iter_embeddings(defects, extractor, settings):
+        for j in range(len(emb)):
+            defect[start + j] = search.patch_scores(emb[j:j + 1], own_rows[start + j])[0]
+    return normal, defect
+
+
 def build_bank(
     settings: LineSettings,
     items: Sequence[ImageItem],
@@ -124,13 +145,14 @@ def build_bank(
 
     items: good images (file paths or (H, W[, 3]) uint8 arrays). With calibration "holdout", a
     part (settings.holdout_fraction) is held out of the bank to calibrate threshold and
-    aggregation (calibration.py); with "crossfit" the bank takes every image and each image is
-    scored, for calibration, against a bank built from the other folds only.
+    aggregation (calibration.py); with "leave_one_out" or "crossfit" the bank takes every image
+    and each image is scored, for calibration, against the bank without its own patches, or
+    against a bank built from the other folds only.
     weights_info: facts about the backbone weights recorded in bank.json (path, sha256, source).
     """
     began = time.perf_counter()
     items = list(items)
-    if settings.calibration == "crossfit":
+    if settings.calibration in ("crossfit", "leave_one_out"):
         check_image_count(len(items))
         fit_items, hold_items = items, []
     else:
@@ -148,17 +170,24 @@ def build_bank(
                                                                    extractor, progress)
         chosen = np.sort(select_from_projection(projected, settings.coreset_ratio, settings.seed, progress))
         del projected
+        if settings.calibration == "leave_one_out":
+            normal_scores, defect_scores = _leave_one_out_scores(fit_items, matrix, chosen, grid, settings,
+                                                                 extractor, progress)
         patches = np.ascontiguousarray(matrix[chosen])
         del matrix
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    if folds is None:
+    if settings.calibration == "holdout":
         search = NearestPatchSearch(patches)
         hold_images = [as_image(i) for i in hold_items]
         normal_scores = score_images(hold_images, search, extractor, settings)
         defect_scores = score_images(synthetic_defects(hold_images, settings.seed), search, extractor, settings)
     calibration = calibrate(normal_scores, defect_scores, settings.aggregation, settings.false_alarm_rate, settings.imagesize)
+    if settings.calibration == "leave_one_out":
+        calibration["threshold_policy"]["scheme"] = (
+            "leave-one-out: the bank holds every image; each image (and its synthetic defect) scored against it "
+            "with the patches that image contributed left out")
     if folds is not None:
         calibration["threshold_policy"]["scheme"] = (
             f"cross-fitted: {settings.folds} folds; each image scored against a bank of the other folds' patches "
