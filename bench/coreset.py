@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         del proj
 
     print(f"\nCoreset selection, {args.dim}-dim float32 features projected to "
-          f"{args.projection_dim}; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+          f"{args.projection_dim}; {len(os.sched_getaffinity(0))} CPUs, {platform.processor() or platform.machine()}, "
           f"load average at end {os.getloadavg()[0]:.1f}\n")
     print("| N | ratio | picks | select_coreset wall s | CPU s | peak allocated (MiB) | "
           "peak / features | greedy_k_center s | plain ms/step (measured) | "

@@ -12,6 +12,7 @@ table: seconds (wall, CPU), bank size, threshold, image AUROC.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
     step(f"+ `train --add` {args.add} cells", lambda: grow_line(grown, line, train[-args.add:], progress=False), grown)
     step(f"retrain on all {len(train)} cells", lambda: train_line(base, train, full, progress=False), full)
     print(f"\nELPV {args.cell_type}: {len(train)} training cells, the protocol's test cells; configs/elpv.yaml "
-          f"(Lite0, 224 px, layer2+layer3, coreset 0.1); exact search; 2 CPU cores.\n")
+          f"({base.backbone}, {base.imagesize} px, {'+'.join(base.layers)}, coreset {base.coreset_ratio}, "
+          f"calibration {base.calibration}); exact search; {len(os.sched_getaffinity(0))} CPU cores.\n")
     print("| step | wall s | CPU s | bank patches | threshold | image AUROC |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, wall, cpu, n, threshold, score in rows:
