@@ -1,11 +1,14 @@
-"""ELPV benchmark (DATA.md protocol): image AUROC per aggregation, the leak-free choice, cost.
+"""ELPV benchmark (the fixed split of docs/benchmarks.md): what the bank's own threshold does, every
+aggregation's AUROC, the leak-free choice, cost.
 
-For each cell type (mono, poly): train an EfficientNet-Lite0 bank on the protocol's training
-normals with configs/elpv.yaml (threshold and aggregation chosen from held-out training normals
-and synthetic defects only), then score the test normals and test defects (proba == 1).
-Each cell type runs in its own process so peak RSS is its own. Prints a Markdown table.
+For each cell type (mono, poly): train a bank on the split's training normals with a line settings
+file (default configs/elpv.yaml; threshold and aggregation chosen from held-out training normals
+and synthetic defects only), then score the test normals and test defects (proba == 1): detection
+and false-alarm rates at the bank's threshold with 95 % Wilson intervals, AUROC with a bootstrap
+interval. Each cell type runs in its own process so peak RSS is its own. Prints a Markdown table.
 
-    python bench/elpv.py [--cell-types mono,poly] [--coreset 0.1] [--calibration holdout|crossfit]
+    python bench/elpv.py [--cell-types mono,poly] [--config FILE] [--coreset 0.1]
+                         [--calibration leave_one_out|crossfit|holdout]
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(cell_type: str, coreset: float | None, size: int | None = None, calibration: str | None = None) -> dict:
+def run_one(cell_type: str, coreset: float | None, size: int | None = None, calibration: str | None = None,
+            config: Path = ROOT / "configs" / "elpv.yaml") -> dict:
     """Train + score one cell type in this process; return the measurements."""
     import numpy as np
 
@@ -36,7 +40,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
     from patchline.settings import load_category_table
     from patchline.training.train import build_bank
 
-    settings = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{cell_type}")
+    settings = load_category_table(config).get(f"elpv-{cell_type}")
     if coreset:
         settings = settings.replace(coreset_ratio=coreset)
     if size:
@@ -76,7 +80,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
         "auroc_interval": bootstrap_auroc(labels, scores[chosen])[1:], "at_test_normals": at_test,
         "target": policy["false_alarm_rate"], "promise": policy["promise"]["text"],
         "target_counts": binomial_range(len(good), policy["false_alarm_rate"]), "coreset_ratio": settings.coreset_ratio,
-        "imagesize": settings.imagesize, "layers": "+".join(settings.layers),
+        "imagesize": settings.imagesize, "layers": "+".join(settings.layers), "backbone": settings.backbone,
         "synthetic_auroc": result.meta["aggregation_choice"]["synthetic_auroc"][chosen],
         "calibration": settings.calibration, "n_bank_images": result.meta["training"]["n_bank_images"],
     }
@@ -122,7 +126,7 @@ def table(results: list[dict]) -> str:
         ("scoring (ms / image)", lambda r: f"{r['score_ms_per_image']:.1f}"),
         ("peak RSS (MiB)", lambda r: f"{r['peak_rss_mib']:.0f}"),
         ("bank (patches × dim, MiB)", lambda r: f"{r['bank_patches']} × {r['bank_dim']}, {r['bank_mib']:.1f}"),
-        ("settings", lambda r: f"{r['imagesize']} px, {r['layers']}, coreset {r['coreset_ratio']}"),
+        ("settings", lambda r: f"{r['backbone']}, {r['imagesize']} px, {r['layers']}, coreset {r['coreset_ratio']}"),
         ("calibration (bank images)", lambda r: f"{r['calibration']} ({r['n_bank_images']})"),
     ]
     for name, cell in rows:
@@ -137,14 +141,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, help="override resize = imagesize (whole cell) of configs/elpv.yaml")
     parser.add_argument("--calibration", choices=("leave_one_out", "crossfit", "holdout"),
                         help="override the calibration scheme")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "elpv.yaml",
+                        help="the line settings file with elpv-mono / elpv-poly entries (default configs/elpv.yaml)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.coreset, args.size, args.calibration)))
+        print(json.dumps(run_one(args.one, args.coreset, args.size, args.calibration, args.config)))
         return
     results = []
     for cell_type in args.cell_types.split(","):
-        cmd = [sys.executable, __file__, "--one", cell_type] + (["--coreset", str(args.coreset)] if args.coreset else []) \
+        cmd = [sys.executable, __file__, "--one", cell_type, "--config", str(args.config)] + (["--coreset", str(args.coreset)] if args.coreset else []) \
             + (["--size", str(args.size)] if args.size else []) \
             + (["--calibration", args.calibration] if args.calibration else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""The `patchline` command: one sub-command per job of DESIGN.md §1.
+"""The `patchline` command: one sub-command per job (docs/design.md).
 
 Heavy imports (MindSpore, faiss) happen inside the commands, so `--help` and input errors are
 instant and the runtime commands never load MindSpore. Any PatchlineError ends the program with
@@ -15,8 +15,8 @@ from patchline import __version__
 from patchline.errors import ConfigError, PatchlineError
 from patchline.cli_banks import add_bank_commands
 from patchline.cli_dashboard import add_dashboard_command
-from patchline.cli_types import (OneLineParser, existing_folder, file_to_write, folder_to_use, integer, name, number,
-                                 regular_file, text_file)
+from patchline.cli_types import (OneLineParser, existing_folder, file_to_write, folder_to_use, integer, listing, name,
+                                 number, regular_file, text_file)
 from patchline.cli_tune import add_tune_command
 from patchline.paths import banks_root, models_dir, project_file
 
@@ -59,11 +59,23 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
                         "auto (default: hnsw for banks of 200,000 patches × dims or more, e.g. 1,316 × 152)")
     g.add_argument("--ef-search", type=integer(1, 100_000), help="graph candidates visited per patch (hnsw, default 8)")
     g.add_argument("--seed", type=integer(0, 2**32 - 1), help="random seed, 0 to 2^32-1")
+    g.add_argument("--symmetries", type=listing(_symmetry, "symmetries"),
+                   help="flips / turns of a good image that are good too, e.g. hflip,vflip,rot180: the bank chooses "
+                        "its patches (as many as without) among the images and these copies")
+
+
+def _symmetry(text: str) -> str:
+    from patchline.core.symmetry import SYMMETRIES
+
+    if text not in SYMMETRIES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(SYMMETRIES)}")
+    return text
 
 
 def _overrides(args) -> dict:
     names = ("backbone", "layers", "resize_type", "resize", "imagesize", "patchsize", "coreset_ratio", "target_dim",
-             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search", "calibration", "folds")
+             "aggregation", "false_alarm_rate", "batch_size", "seed", "search", "ef_search", "calibration", "folds",
+             "symmetries")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if args.weights is not None:
         out["weights"] = str(args.weights)
@@ -197,29 +209,23 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    if args.max_frames is not None and args.max_frames <= 0:
-        raise ConfigError(f"--max-frames must be a positive number, got {args.max_frames}.")
-    if args.drift_window is not None and args.drift_window < 5:
-        raise ConfigError(f"--drift-window must be at least 5 frames, got {args.drift_window}.")
-    for source in args.source or ():
-        if not source.startswith(("rtsp://", "rtsps://")) and not Path(source).is_dir():
-            raise ConfigError(f"--source {source} is neither an rtsp:// URL nor an existing folder.")
-    sources = args.source[0] if args.source and len(args.source) == 1 else args.source
     import logging
 
     from patchline.app.run import run_pipeline
+    from patchline.app.run_settings import MqttSinkOptions, RunSettings, SnapshotSinkOptions
+    from patchline.mqtt.broker import settings_from_args
 
+    mqtt = MqttSinkOptions(settings_from_args(args), args.spool) if args.mqtt else None
+    snapshots = SnapshotSinkOptions(args.snapshots, args.snapshot_quota_mb) if args.snapshots else None
+    settings = RunSettings(args.pipeline, tuple(args.source or ()), args.camera, args.line, args.banks,
+                           tuple(args.allow_plugin), args.max_frames, args.loop, args.fps, ort_threads=args.threads,
+                           drift_window=args.drift_window, mqtt=mqtt, snapshots=snapshots,
+                           publish_snapshots=args.publish_snapshots, echo=not args.mqtt,
+                           quiet=args.quiet).check()
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
-    return run_pipeline(args.pipeline, sources, args.mqtt, camera=args.camera, line=args.line,
-                        banks_root=args.banks, allow_plugins=args.allow_plugin, max_frames=args.max_frames,
-                        spool_dir=args.spool, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
-                        mqtt_ca=args.mqtt_ca, mqtt_cert=args.mqtt_cert, mqtt_key=args.mqtt_key,
-                        mqtt_insecure=args.mqtt_insecure, ort_threads=args.threads, drift_window=args.drift_window,
-                        echo=not args.mqtt, quiet=args.quiet, snapshots_dir=args.snapshots,
-                        snapshot_quota_mb=args.snapshot_quota_mb, publish_snapshots=args.publish_snapshots,
-                        loop_folder=args.loop, folder_fps=args.fps)
+    return run_pipeline(settings)
 
 
 def cmd_check(args) -> int:

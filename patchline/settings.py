@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from patchline.core.scoring import check_aggregation
+from patchline.core.symmetry import check_symmetries
 from patchline.errors import ConfigError
 
 LAYERS = ("layer2", "layer3")
@@ -45,6 +46,7 @@ class LineSettings:
     folds: int = 5  # crossfit: folds, each scored against a bank of the others
     seed: int = 0
     batch_size: int = 8
+    symmetries: tuple[str, ...] = ()  # flips / turns of a good image that are good too (core/symmetry.py)
     search: str = "auto"  # exact | hnsw | auto (hnsw from SEARCH_AUTO_WORK bank patches × dims on)
     ef_search: int = 8    # graph candidates visited per query by the graph tier (hnsw only)
 
@@ -106,6 +108,11 @@ def validate(settings: LineSettings, where: str = "") -> LineSettings:
         raise ConfigError(f"{where}calibration must be one of {', '.join(CALIBRATIONS)}, got {s.calibration!r}.")
     if isinstance(s.folds, bool) or not isinstance(s.folds, int) or s.folds < 2:
         raise ConfigError(f"{where}folds must be a whole number of at least 2, got {s.folds!r}.")
+    try:
+        object.__setattr__(s, "symmetries", check_symmetries(
+            s.symmetries if isinstance(s.symmetries, (list, tuple)) else (s.symmetries,)))
+    except ValueError as exc:
+        raise ConfigError(f"{where}{exc}.") from None
     if s.search not in SEARCHES:
         raise ConfigError(f"{where}search must be one of {', '.join(SEARCHES)}, got {s.search!r}.")
     if s.aggregation != "auto":

@@ -49,7 +49,12 @@ def train(workdir: Path) -> subprocess.CompletedProcess:
 
 
 def bank_meta(workdir: Path) -> dict:
-    line_dir = workdir / "faiss-index-precision" / LINE
+    return bank_meta_at(workdir / "faiss-index-precision")
+
+
+def bank_meta_at(banks: Path) -> dict:
+    """The live bank.json of LINE under a banks root."""
+    line_dir = banks / LINE
     version = (line_dir / "CURRENT").read_text().strip()
     return json.loads((line_dir / version / "bank.json").read_text())
 

@@ -5,6 +5,7 @@ Real MindSpore (training, evaluate), real ONNX Runtime (pipeline), real faiss, r
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import signal
@@ -13,11 +14,12 @@ import subprocess
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from pipeline_support import LINE, REPO, bank_meta, check_run, patchline, prepare_trained_line, train
+from pipeline_support import LINE, REPO, bank_meta, bank_meta_at, check_run, patchline, prepare_trained_line, train
 
 LAYER2_LAYER3 = REPO / "pipeline" / "folder_layer2_layer3.pipeline"
 VERDICT_FIELDS = {"frame_id", "camera", "channel", "line", "timestamp", "score", "threshold", "verdict", "aggregation",
@@ -359,6 +361,32 @@ def test_a_rollback_during_a_run_switches_between_two_frames_and_every_frame_is_
     switch = versions.index(older)
     assert switch >= 20 and set(versions[:switch]) == {live} and set(versions[switch:]) == {older}, \
         "one switch at a frame boundary, never back; each verdict names the version that judged it"
+
+
+def test_a_bank_with_symmetric_copies_is_recorded_and_the_pipeline_scores_it_as_evaluate_does(line, tmp_path):
+    banks, results = tmp_path / "banks", tmp_path / "results"
+    check_run(patchline("train", "--line", LINE, "--images", str(line.workdir / "data" / LINE / "train" / "good"),
+                        "--backbone", "efficientnet_lite0", "--layer", "layer2,layer3", "--resize", "256",
+                        "--imagesize", "224", "--symmetries", "hflip,vflip", "--banks", str(banks), "--quiet"),
+              line.workdir)
+    meta = bank_meta_at(banks)
+    plain = bank_meta(line.workdir)
+    assert meta["symmetries"] == ["hflip", "vflip"] and plain["symmetries"] == []
+    assert meta["n_patches"] == plain["n_patches"], "as many bank patches as without the copies"
+    assert meta["training"]["n_patches_before_coreset"] == 3 * plain["training"]["n_patches_before_coreset"]
+    assert "symmetric copies" in meta["threshold_policy"]["scheme"]
+    check_run(patchline("evaluate", "--dataset", "data", "--category", LINE, "--banks", str(banks), "--out",
+                        str(results), "--overlays", "0", "--quiet"), line.workdir)
+    with open(results / LINE / "scores.csv") as handle:
+        expected = {f"{Path(r['image']).parent.name}_{Path(r['image']).name}": float(r[meta["aggregation"]])
+                    for r in csv.DictReader(handle)}
+    done = check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(line.frames), "--line", LINE, "--banks",
+                               str(banks), "--quiet"), line.workdir)
+    verdicts = [json.loads(row) for row in done.stdout.splitlines() if row.startswith("{")]
+    scored = {v["source"]: v["score"] for v in verdicts if v["verdict"] != "error"}
+    assert sorted(scored) == sorted(expected)
+    assert max(abs(scored[k] - expected[k]) / abs(expected[k]) for k in expected) < 1e-4
+    assert all(v["bank_version"] == meta["version"] for v in verdicts if v["verdict"] != "error")
 
 
 def test_moving_the_threshold_during_a_run_switches_between_two_frames_and_rollback_undoes_it(line, tmp_path):
