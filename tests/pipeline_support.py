@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchline.data.sample_data import make_texture_dataset
+from sample_data import make_texture_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORY = "brick"

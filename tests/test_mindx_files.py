@@ -97,9 +97,9 @@ def test_a_plain_sdk_resize_stretches_to_the_crop_or_the_model_size():
     parsed = parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False).streams["detection"].elements
     context = StreamContext(stream="detection", camera="c", pipeline_path="sdk.pipeline")
     element = ImageResize("mxpi_imageresize0", parsed["mxpi_imageresize0"].parsed, context)
-    assert element.resize is None and context.facts["resize_type"] == "stretch"
+    assert element.resize is None and context.geometry.resize_type == "stretch"
     ImageCrop("mxpi_imagecrop0", parsed["mxpi_imagecrop0"].parsed, context)
-    assert element.resize == 224 and context.facts["resize"] == 224  # the crop after it said the size
+    assert element.resize == 224 and context.geometry.resize == 224  # the crop after it said the size
 
 
 def test_props_without_effect_here_are_accepted_and_listed_once(caplog):

@@ -144,6 +144,7 @@ def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a
     import pytest
 
     from patchline.app.run import run_pipeline
+    from patchline.app.run_settings import run_settings
     from patchline.errors import ConfigError
 
     write_frames(tmp_path / "frames", 6, broken=-1)
@@ -164,7 +165,8 @@ def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a
             frames = source.frames
             source.frames = lambda stop: (entered.append(f.started) or f for f in frames(stop))
 
-        assert run_pipeline(path, str(tmp_path / "frames"), line="L", quiet=True, on_start=watch, **options) == 0
+        assert run_pipeline(run_settings(path, str(tmp_path / "frames"), line="L", quiet=True, **options),
+                            on_start=watch) == 0
         return entered
 
     paced = np.diff(timed_run(folder_fps=20))
@@ -172,10 +174,10 @@ def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a
     assert np.diff(timed_run()).max() < 0.04  # unpaced: each file as soon as the stream takes it
     for bad in (0, -5, float("inf"), float("nan"), True):
         with pytest.raises(ConfigError, match="--fps must be a positive number"):
-            run_pipeline(path, str(tmp_path / "frames"), line="L", folder_fps=bad)
+            run_pipeline(run_settings(path, str(tmp_path / "frames"), line="L", folder_fps=bad))
     began = time.perf_counter()
     with pytest.raises(ConfigError, match="paces folder sources"):
-        run_pipeline(path, "rtsp://127.0.0.1:9/cam", line="L", folder_fps=25)
+        run_pipeline(run_settings(path, "rtsp://127.0.0.1:9/cam", line="L", folder_fps=25))
     assert time.perf_counter() - began < 5  # refused before any camera is waited for
 
 

@@ -1,5 +1,7 @@
-"""The package's shape (DESIGN.md §3), read from the source: layers without cycles, small modules,
-one threshold rule, MindSpore only where banks and models are built, nothing importing the CLI."""
+"""The package's shape (docs/design.md, "What each folder may import"), read from the source: layers
+without cycles, small modules, functions and classes, no reading of another module's private names,
+one threshold rule, MindSpore only where banks and models are built, nothing importing the CLI, and
+no document cited that the repository does not hold."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "patchline"
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
+MAX_PARAMETERS = 8
+MAX_CLASS_LINES = 250
 
 
 def _modules() -> dict[str, Path]:
@@ -97,7 +102,7 @@ def test_the_pipeline_framework_imports_no_plugin_and_nothing_imports_the_cli():
     framework = {m: t for m, t in graph.items() if m.startswith("patchline.pipeline")}
     assert framework and not any(t.startswith("patchline.plugins") for ts in framework.values() for t in ts)
     importers = sorted(m for m, targets in graph.items() if "patchline.cli" in targets)
-    assert importers == ["patchline.__main__"]
+    assert all(m == "patchline.__main__" or m.startswith("patchline.cli") for m in importers), importers
 
 
 def test_no_module_is_longer_than_400_lines():
@@ -121,3 +126,78 @@ def test_mindspore_and_torch_are_imported_only_where_banks_and_models_are_built(
     offenders = [str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
                  if heavy.search(p.read_text()) and not p.is_relative_to(allowed[0]) and not p.is_relative_to(allowed[1])]
     assert offenders == []
+
+
+def _trees():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(REPO), ast.parse(path.read_text())
+
+
+def _is_data_table(node: ast.FunctionDef) -> bool:
+    """A function whose body (after its docstring) only returns or assigns one literal table."""
+    body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and \
+        isinstance(node.body[0].value, ast.Constant) else node.body
+    return len(body) == 1 and isinstance(body[0], (ast.Return, ast.Assign)) and \
+        isinstance(body[0].value, (ast.Dict, ast.List, ast.Tuple, ast.Set))
+
+
+def _parameters(node: ast.FunctionDef) -> int:
+    """Named parameters, without self / cls (*args and **kwargs are not counted)."""
+    a = node.args
+    names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    return len(names) - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def test_no_function_is_longer_than_60_lines_or_takes_more_than_8_parameters():
+    long, wide = {}, {}
+    for path, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not _is_data_table(node):
+                where = f"{path}:{node.lineno} {node.name}"
+                if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                    long[where] = n
+                if (n := _parameters(node)) > MAX_PARAMETERS:
+                    wide[where] = n
+    assert (long, wide) == ({}, {})
+
+
+def test_no_class_is_longer_than_250_lines():
+    long = {f"{path}:{node.lineno} {node.name}": n for path, tree in _trees() for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef) and (n := node.end_lineno - node.lineno + 1) > MAX_CLASS_LINES}
+    assert long == {}
+
+
+def test_no_module_reads_another_modules_private_names():
+    """`from patchline.x import _name` and `x._name` on an imported patchline module are both reads."""
+    reads = []
+    for path, tree in _trees():
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("patchline"):
+                reads += [f"{path}:{node.lineno} {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+                imported |= {a.asname or a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("patchline")}
+        reads += [f"{path}:{node.lineno} {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id in imported and node.attr.startswith("_") and not node.attr.startswith("__")]
+    assert reads == []
+
+
+def test_no_file_cites_a_document_the_repository_does_not_hold():
+    """Markdown links resolve inside the repository, and no text names the design notes that live
+    outside it (the design is docs/design.md)."""
+    outside = re.compile(r"\b(DESIGN|DATA)\.md\b|\bDESIGN §|\bDATA §")
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    cited, broken = [], []
+    files = [p for folder in ("patchline", "docs", "tests", "scripts", "tools", "configs", ".ci")
+             for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".sh", ".yaml", "")]
+    for path in [REPO / "README.md", REPO / "pyproject.toml", *files]:
+        text = path.read_text(errors="replace")
+        rel = str(path.relative_to(REPO))
+        cited += [f"{rel}: {m.group(0)}" for m in outside.finditer(text) if path != Path(__file__)]
+        if path.suffix == ".md":
+            broken += [f"{rel}: {m.group(1)}" for m in link.finditer(text)
+                       if "://" not in m.group(1) and not (path.parent / m.group(1)).exists()]
+    assert (cited, broken) == ([], [])

@@ -13,7 +13,7 @@ import pytest
 
 from patchline.bank.store import load_bank
 from patchline.core.scoring import AGGREGATIONS
-from patchline.data.sample_data import make_texture_dataset
+from sample_data import make_texture_dataset
 
 LITE0 = ["--backbone", "efficientnet_lite0", "--layer", "layer2,layer3", "--resize", "160", "--imagesize", "128",
          "--coreset", "0.1", "--batch-size", "8"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from patchline.core.synthetic import SUBTLE_KINDS, make_defect
-from patchline.data.sample_data import make_texture_dataset
+from sample_data import make_texture_dataset
 
 GRID = ["--grid-backbones", "efficientnet_lite0", "--grid-layers", "layer2", "--grid-coreset", "0.1", "--quiet"]
 

@@ -1,4 +1,4 @@
-"""`patchline alarms`: print defect alarms from the broker as they happen (DESIGN.md §1, §6)."""
+"""`patchline alarms`: print defect alarms from the broker as they happen (docs/mqtt.md: the alarm topic)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 def write_elpv_line(root: Path, cell_type: str, quick: bool) -> Path:
-    """Lay out the ELPV split of DATA.md as <root>/elpv-<type>/{train/good,test/good,test/defect}; return root."""
+    """Lay out the ELPV split (datasets.elpv_split; docs/design.md, "Data") as <root>/elpv-<type>/{train/good,test/good,test/defect}; return root."""
     from patchline.data.datasets import elpv_split
 
     split = elpv_split(cell_type)
@@ -121,6 +121,7 @@ def collect_verdicts(url: str, sink: list) -> Subscriber:
 def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bool) -> int:
     """Export the models, stream test cells through the pipeline to a local broker, check parity."""
     from patchline.app.run import run_pipeline
+    from patchline.app.run_settings import run_settings
 
     print("[3/4] exporting the split layer2 / layer3 ONNX models …", flush=True)
     export_backbone("efficientnet_lite0", 224, models_dir())
@@ -139,8 +140,8 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
             alarms = subprocess.Popen([sys.executable, "-m", "patchline", "alarms", "--mqtt", broker.url,
                                        "--line", LINE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2.0)  # subscribers are in place before the first frame
-            code = run_pipeline(project_file("pipeline/elpv_mono.pipeline"), str(folder), broker.url,
-                                camera="demo-cam", banks_root=banks, spool_dir=Path(tmp) / "spool", quiet=False)
+            code = run_pipeline(run_settings(project_file("pipeline/elpv_mono.pipeline"), str(folder), broker.url,
+                                             camera="demo-cam", banks_root=banks, spool_dir=Path(tmp) / "spool"))
             deadline = time.monotonic() + 10
             while len(verdicts) < len(list(folder.iterdir())) and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""bank.json as a typed, validated record: `BankMeta` (DESIGN.md §4).
+"""bank.json as a typed, validated record: `BankMeta` (docs/bank-json.md lists every field).
 
 Every field a consumer relies on is checked when the file is read (type, finite number, known
 name) and kept as a typed attribute; the rest of the record (calibration details, training

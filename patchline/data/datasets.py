@@ -83,7 +83,7 @@ class MvtecCategory:
 
 @dataclass(frozen=True)
 class ElpvSplit:
-    """The ELPV benchmark protocol for one cell type (see DATA.md): uint8 (N, 300, 300) arrays."""
+    """The ELPV benchmark protocol for one cell type (docs/design.md, "Data"): uint8 (N, 300, 300) arrays."""
 
     cell_type: str
     train: np.ndarray

@@ -1,4 +1,4 @@
-"""MQTT: where verdicts, alarms, statuses and bank versions go (DESIGN.md §6, §10).
+"""MQTT: where verdicts, alarms, statuses and bank versions go (docs/mqtt.md lists every topic).
 
     topics      topic names and filters, built in one place
     payload     JSON encoding of payloads (numpy values become plain numbers)

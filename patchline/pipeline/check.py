@@ -49,7 +49,7 @@ def _describe(el: ElementConfig, element) -> str:
     if el.factory in ("mxpi_imagecrop", "mxpi_opencvcentercrop"):
         return f"centre crop → ({element.size}, {element.size}) pixels"
     if el.factory == "mxpi_imagenormalize":
-        size = element.context.facts.get("imagesize")
+        size = element.context.geometry.imagesize
         return f"ImageNet mean / std → (3, {size}, {size}) float32"
     if el.factory == "mxpi_tensorinfer":
         ins = ", ".join(f"{i.name} {shape_text(i.shape)}" for i in element.session.get_inputs())

@@ -1,4 +1,4 @@
-"""Read and check a pipeline file (MindX SDK pipeline JSON) before anything runs (DESIGN §5).
+"""Read and check a pipeline file (MindX SDK pipeline JSON) before anything runs (docs/pipeline.md).
 
     { "<stream>": { "stream_config": {"deviceId": "0"},
                     "<element>": {"factory": …, "props": {…: "string"}, "next": "x" | ["x", "y:1"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from patchline.errors import ConfigError, ConfigErrors
+from patchline.pipeline.geometry import StreamGeometry
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +101,33 @@ class Where:
 class StreamContext:
     """What a stream's elements know about their stream and host.
 
-    facts: filled at build time by upstream elements for downstream ones (e.g. "resize",
-    "imagesize", "backbone", "layer_channels"), so the post-process can check its bank.
-    line / bank_version(): the product line the stream judges and its live bank version, set
-    by the post-process that holds the bank (None for streams without one).
-    on_result(payload) and on_status(camera, state, **extra) reach the host (MQTT).
+    geometry: what the elements before one told it while the stream was built, in link order (a
+    typed StreamGeometry: sizes, models, backbone, and the line the post-process judges).
+    on_result(payload), on_status(camera, state, **extra) and on_bank(line, version) reach the host.
     """
 
     stream: str
     camera: str
     pipeline_path: str
     live: bool = False
-    line: str | None = None
-    bank_version: Callable[[], str | None] = lambda: None
-    bank_meta: Callable[[], Any] = lambda: None  # the live bank's BankMeta (drift compares with its calibration)
-    facts: dict = field(default_factory=dict)
+    geometry: StreamGeometry = field(default_factory=StreamGeometry)
     options: dict = field(default_factory=dict)
     on_result: Callable[[dict], None] = lambda payload: None
     on_status: Callable[..., None] = lambda camera, state, **extra: None
     on_bank: Callable[[str, str], None] = lambda line, version: None
+
+    @property
+    def line(self) -> str | None:
+        """The product line the stream judges (None for a stream without a post-process)."""
+        return self.geometry.judged.name if self.geometry.judged is not None else None
+
+    def bank_version(self) -> str | None:
+        """The judged line's live bank version, now."""
+        return self.geometry.judged.version() if self.geometry.judged is not None else None
+
+    def bank_meta(self):
+        """The judged line's live BankMeta, now (drift compares with its calibration)."""
+        return self.geometry.judged.meta() if self.geometry.judged is not None else None
 
 
 class Element:

@@ -146,15 +146,14 @@ class ImageResize(Element):
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
         self.resize_type = "short_side" if props["resizeType"] == SHORT_SIDE else "stretch"
-        self.resize = props["scaleValue"] if self.resize_type == "short_side" else props["resizeHeight"]
-        context.facts["resize_type"] = self.resize_type
-        context.facts["resize"] = self.resize
-        if self.resize is None:  # the crop after it, or the model, says the size
-            context.facts["size_from_model"] = self.take_size
+        self._size = props["scaleValue"] if self.resize_type == "short_side" else props["resizeHeight"]
+        context.geometry.set_resize(self.resize_type, self._size)
 
-    def take_size(self, size: int) -> None:
-        """Stretch to size × size (the crop's or the model's input size, when the file omits it)."""
-        self.resize = self.context.facts["resize"] = int(size)
+    @property
+    def resize(self) -> int | None:
+        """Its size; a stretch without one takes what the stream settled after it (the crop's or the
+        model's input size), None until then."""
+        return self._size if self._size is not None else self.context.geometry.resize
 
     def process(self, frame):
         frame.image = resize_image(frame.image, self.resize, self.resize_type)
@@ -182,10 +181,7 @@ class ImageCrop(Element):
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
         self.size = props["cropHeight"]
-        context.facts["imagesize"] = self.size
-        take_size = context.facts.pop("size_from_model", None)
-        if take_size is not None:  # a stretch without sizes: stretch to the crop, as the SDK would to the model
-            take_size(self.size)
+        context.geometry.set_crop(self.size)  # a stretch without sizes stretches to the crop
 
     def process(self, frame):
         frame.image = center_crop(frame.image, self.size)

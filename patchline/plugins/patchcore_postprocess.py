@@ -21,6 +21,7 @@ from patchline.core.scoring import judge
 from patchline.names import check_name
 from patchline.paths import banks_root
 from patchline.pipeline.elements import Prop, positive_float
+from patchline.pipeline.geometry import JudgedLine
 from patchline.report.snapshots import encode_snapshot, snapshot_name, snapshot_picture
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,11 @@ class PatchCorePostProcess:
         self.context = context
         self.line = check_name(context.options.get("line") or props["line"], "line")
         root = Path(context.options.get("banks_root") or props.get("banks") or banks_root())
-        facts = context.facts
-        expected = {k: facts.get(k) for k in ("backbone", "resize_type", "resize", "imagesize")}
-        self.live = live_bank.acquire(root, self.line, expected, facts.get("layer_channels", {}),
+        geometry = context.geometry
+        self.live = live_bank.acquire(root, self.line, geometry.expected_bank(), geometry.layer_channels,
                                       props.get("bankCheckInterval") or 0.5)
         self.live.listeners.append(context.on_bank)
-        context.line = self.line
-        context.bank_version = lambda: self.bank_version
-        context.bank_meta = lambda: self.live.state.meta
+        geometry.judged = JudgedLine(self.line, lambda: self.bank_version, lambda: self.live.state.meta)
         self.stage_seconds = {"embed": 0.0, "search": 0.0, "aggregate_map": 0.0}  # summed over frames
         self._stage_lock = threading.Lock()
         log.info("stream %s: line %s scores against bank %s", context.stream, self.line, self.bank_version)
@@ -84,7 +82,7 @@ class PatchCorePostProcess:
         }
 
     def process(self, frame) -> dict:
-        """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (DESIGN §6)."""
+        """Frame with `tensors` {layer: (1, C, h, w) float32} → verdict payload (docs/mqtt.md: the verdict message)."""
         return self.process_batch([frame])[0]
 
     def process_batch(self, frames: list) -> list[dict]:

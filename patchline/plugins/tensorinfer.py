@@ -74,36 +74,30 @@ class TensorInfer(Element):
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.output_names = [o.name for o in self.session.get_outputs()]
-        facts = context.facts
+        geometry = context.geometry
         named = model_name_facts(resolve_model_path(props["modelPath"]))
         if "backbone" in named:
-            if facts.setdefault("backbone", named["backbone"]) != named["backbone"]:
-                raise PatchlineError(f"model {props['modelPath']} is for backbone {named['backbone']} but an "
-                                     f"earlier model of this stream is for {facts['backbone']}.")
+            geometry.set_backbone(named["backbone"], props["modelPath"])
         size = model_input.shape[2] if len(model_input.shape) == 4 else None
         if self.input_name == "image" and isinstance(size, int):
-            take_size = facts.pop("size_from_model", None)
-            if take_size is not None:  # a stretch without sizes and no crop: stretch to the model's input
-                take_size(size)
-                facts.setdefault("imagesize", size)
-        if self.input_name == "image" and isinstance(size, int) and facts.get("imagesize") not in (None, size):
-            raise PatchlineError(f"model {props['modelPath']} takes {size}-pixel images but the crop makes "
-                                 f"{facts['imagesize']}-pixel ones.")
-        self._check_input(model_input, props["modelPath"], facts)
-        facts.setdefault("model_outputs", {})[name] = (props["modelPath"], self.session.get_outputs())
-        channels = facts.setdefault("layer_channels", {})
-        for out in self.session.get_outputs():
-            if len(out.shape) == 4 and isinstance(out.shape[1], int):
-                channels[out.name] = out.shape[1]
+            if geometry.size_open:  # a stretch without sizes and no crop: stretch to the model's input
+                geometry.fix_size(size)
+                if geometry.imagesize is None:
+                    geometry.imagesize = size
+            if geometry.imagesize not in (None, size):
+                raise PatchlineError(f"model {props['modelPath']} takes {size}-pixel images but the crop makes "
+                                     f"{geometry.imagesize}-pixel ones.")
+        self._check_input(model_input, props["modelPath"], geometry)
+        geometry.add_model(name, props["modelPath"], self.session.get_outputs())
 
-    def _check_input(self, model_input, model_path: str, facts: dict) -> None:
+    def _check_input(self, model_input, model_path: str, geometry) -> None:
         """The model's input must be what its dataSource gives: another model's output (name and
         C, h, w), or the normalized (3, S, S) image. PatchlineError naming both otherwise, so
         swapped or mismatched models are refused at start, not frame by frame."""
         want = list(model_input.shape[1:])
-        produced = facts.get("model_outputs", {})
+        produced = geometry.models
         if self.source in produced:
-            source_path, outputs = produced[self.source]
+            source_path, outputs = produced[self.source].path, produced[self.source].outputs
             by_name = {o.name: o for o in outputs}
             given = by_name.get(model_input.name) or (outputs[0] if len(outputs) == 1 else None)
             if given is None:
@@ -111,8 +105,8 @@ class TensorInfer(Element):
                                      f"({self.source}) does not produce (it gives {', '.join(by_name)}).")
             have, given_text = list(given.shape[1:]), f"{given.name} {shape_text(given.shape)}"
             source_text = f"model {source_path} ({self.source})"
-        elif isinstance(facts.get("imagesize"), int):
-            size = facts["imagesize"]
+        elif isinstance(geometry.imagesize, int):
+            size = geometry.imagesize
             have, given_text, source_text = [3, size, size], f"images (N, 3, {size}, {size})", self.source
         else:
             return
