@@ -38,6 +38,41 @@ def _overlay_sample(labels: np.ndarray, count: int) -> list[int]:
     return sorted(set(picks))
 
 
+def _masks(samples, settings: LineSettings, shape: tuple) -> np.ndarray:
+    """(N, S, S) bool ground-truth masks cropped as the model saw each image (all False without one)."""
+    masks = np.zeros(shape, dtype=bool)
+    for i, sample in enumerate(samples):
+        if sample.mask_path is not None:
+            masks[i] = mask_to_crop(load_mask(sample.mask_path), settings.resize, settings.imagesize, settings.resize_type)
+    return masks
+
+
+def _write_scores(path: Path, samples, image_scores: dict) -> None:
+    """scores.csv: one row per test image with its label and every aggregation's score."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "defect_type", "label", *image_scores])
+        for i, sample in enumerate(samples):
+            writer.writerow([str(sample.path), sample.defect_type, sample.label,
+                             *(f"{image_scores[a][i]:.9g}" for a in image_scores)])
+
+
+def _picture_maker(paths: list, maps: np.ndarray, masks: np.ndarray, settings: LineSettings):
+    """picture(i) → (S, 2S, 3) uint8 BGR: image i's crop beside its heat-map overlay, the true defect
+    outlined; one colour scale for the whole test set."""
+    vmin, vmax = float(np.quantile(maps, 0.01)), float(np.quantile(maps, 0.999))
+
+    def picture(i: int) -> np.ndarray:
+        crop = to_rgb(center_crop(resize_image(as_image(paths[i]), settings.resize, settings.resize_type),
+                                   settings.imagesize))
+        heat = overlay(crop, maps[i], vmin, vmax)
+        if masks[i].any():
+            contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(heat, contours, -1, (255, 255, 255), 1)
+        return cv2.cvtColor(np.hstack([crop, heat]), cv2.COLOR_RGB2BGR)
+    return picture
+
+
 def evaluate_category(
     category: MvtecCategory,
     bank: Bank,
@@ -63,31 +98,12 @@ def evaluate_category(
     if chosen not in image_scores:
         image_scores.update(aggregate_all(patch_scores, [chosen]))
     maps = anomaly_map(patch_scores, settings.imagesize)
-    masks = np.zeros(maps.shape, dtype=bool)
-    for i, sample in enumerate(samples):
-        if sample.mask_path is not None:
-            masks[i] = mask_to_crop(load_mask(sample.mask_path), settings.resize, settings.imagesize, settings.resize_type)
+    masks = _masks(samples, settings, maps.shape)
     has_pixel_truth = masks.any()
-
     cat_dir = Path(out_dir) / category.name
     (cat_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    with open(cat_dir / "scores.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "defect_type", "label", *image_scores])
-        for i, sample in enumerate(samples):
-            writer.writerow([str(sample.path), sample.defect_type, sample.label,
-                             *(f"{image_scores[a][i]:.9g}" for a in image_scores)])
-    vmin, vmax = float(np.quantile(maps, 0.01)), float(np.quantile(maps, 0.999))
-
-    def picture(i: int) -> np.ndarray:  # crop | heat-map overlay (true defect outlined), BGR for imwrite
-        crop = to_rgb(center_crop(resize_image(as_image(paths[i]), settings.resize, settings.resize_type),
-                                   settings.imagesize))
-        heat = overlay(crop, maps[i], vmin, vmax)
-        if masks[i].any():
-            contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(heat, contours, -1, (255, 255, 255), 1)
-        return cv2.cvtColor(np.hstack([crop, heat]), cv2.COLOR_RGB2BGR)
-
+    _write_scores(cat_dir / "scores.csv", samples, image_scores)
+    picture = _picture_maker(paths, maps, masks, settings)
     for i in _overlay_sample(labels, n_overlays):
         cv2.imwrite(str(cat_dir / "overlays" / f"{samples[i].defect_type}_{paths[i].stem}.png"), picture(i))
     _write_report_data(cat_dir, samples, labels, image_scores, chosen, bank.meta.threshold, picture)
