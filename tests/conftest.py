@@ -30,6 +30,23 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = REPO / "tools" / "rtsp_server.py"
 
 
+# -- markers -----------------------------------------------------------------------------------
+# `pytest -m "not slow"`: the unit tests, in seconds. Slow: a test that trains or exports (MindSpore),
+# starts a broker, a camera server or a browser, or runs the command line in other processes.
+SLOW_MODULES = {"test_pipeline_e2e", "test_train_evaluate", "test_tune", "test_export", "test_models_conversion",
+                "test_dashboard", "test_pipeline_rtsp", "test_camera", "test_demo", "test_packaging",
+                "test_untrusted_files", "test_untrusted_payloads", "test_cli_values", "test_check", "test_runtime_install"}
+SLOW_FIXTURES = {"line", "mosquitto_broker", "mosquitto_broker_persistent", "mqtt_collector", "rtsp_server",
+                 "trained", "trained_line"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:

@@ -2,7 +2,8 @@
 
 scikit-image ships CC0 texture photos (brick, grass, gravel, 512 × 512 gray). Random crops of one
 photo are a category's good parts; the same crops with a pasted patch, a scratch or a blob are
-its defects, with pixel-exact ground-truth masks. Used by the tests and the quick demo.
+its defects, with pixel-exact ground-truth masks. Only the tests use it (scikit-image is a test
+dependency).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from patchline.errors import PatchlineError
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.publisher import Publisher
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 
 def _alarm(i: int, camera: str = "cam1") -> dict:
     return {"frame_id": i, "camera": camera, "verdict": "defect", "score": 3.25, "threshold": 1.5,

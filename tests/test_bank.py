@@ -8,6 +8,8 @@ import pytest
 from patchline.bank.store import CURRENT_FILE, load_bank, write_bank
 from patchline.errors import BankError, ConfigError
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 META = {"backbone": "efficientnet_lite0", "layers": ["layer2", "layer3"], "resize": 256, "imagesize": 224,
         "patchsize": 3, "grid": [4, 4], "aggregation": "max", "threshold": 1.5}
 

@@ -14,6 +14,8 @@ from patchline.core.coreset import (
 )
 from patchline.errors import ConfigError
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 
 def _clustered(n, d, seed, n_clusters=8, dup_frac=0.2):
     """Clusters with a share of exact duplicate rows, so ties are common."""

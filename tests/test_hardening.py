@@ -21,6 +21,8 @@ from patchline.pipeline.config import load_pipeline, parse_pipeline
 from patchline.pipeline.frame import Frame
 from patchline.plugins.image_ops import ImageDecoder
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 META = {"backbone": "efficientnet_lite0", "layers": ["layer2"], "resize": 64, "imagesize": 64, "patchsize": 3,
         "target_dim": None, "grid": [8, 8], "aggregation": "max", "threshold": 1.0, "pixel_threshold": 1.0}
 

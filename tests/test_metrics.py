@@ -5,6 +5,8 @@ import pytest
 
 from patchline.core.metrics import auroc, pro_score
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 
 def brute_auroc(labels, scores):
     pos, neg = scores[labels == 1], scores[labels == 0]

@@ -10,6 +10,8 @@ import pytest
 from patchline.errors import ConfigError
 from patchline.pipeline.config import parse_pipeline
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 
 def sdk_stream(**changes) -> dict:
     """One SDK-style stream: appsrc → decode → resize → crop → normalize → tensorinfer → post → serialize → sink."""

@@ -17,6 +17,8 @@ from patchline.errors import ConfigError, PatchlineError
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.publisher import Publisher
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 FAST = (0.1, 0.5)  # reconnect delays for tests
 
 

@@ -14,6 +14,8 @@ import pytest
 from patchline.errors import ConfigError
 from patchline.pipeline.config import load_pipeline, parse_pipeline
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "pipeline").glob("*.pipeline"))
 STREAM = "folder_layer2"

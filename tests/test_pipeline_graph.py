@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from patchline.pipeline.config import parse_pipeline
 from patchline.pipeline.frame import EOS, Frame
 from patchline.pipeline.graph import FrameQueue
 from patchline.pipeline.streams import StreamManager, model_parallelism
+
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
 
 
 def frame(i: int) -> Frame:
@@ -82,7 +86,7 @@ def test_tee_skipframe_and_a_broken_frame(tmp_path):
 
 
 def test_models_share_the_cores():
-    from pipeline_support import REPO
+    REPO = Path(__file__).resolve().parents[1]
 
     from patchline.pipeline.config import load_pipeline
 
@@ -97,7 +101,7 @@ def test_models_share_the_cores():
 
 def test_an_appsrc_stream_without_a_source_is_refused_before_it_starts():
     import pytest
-    from pipeline_support import REPO
+    REPO = Path(__file__).resolve().parents[1]
 
     from patchline.errors import ConfigError
     from patchline.pipeline.config import load_pipeline

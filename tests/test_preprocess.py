@@ -15,6 +15,8 @@ from patchline.core.preprocess import (
 )
 from patchline.errors import PatchlineError
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 RNG = np.random.default_rng(0)
 GRAY = RNG.integers(0, 256, (61, 83), dtype=np.uint8)
 COLOUR = RNG.integers(0, 256, (61, 83, 3), dtype=np.uint8)

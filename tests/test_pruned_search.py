@@ -13,6 +13,8 @@ from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.settings import LineSettings, validate
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 META = {"backbone": "efficientnet_lite0", "layers": ["layer2"], "resize": 256, "imagesize": 224,
         "patchsize": 3, "grid": [8, 8], "aggregation": "topk5", "threshold": 1.5}
 

@@ -11,6 +11,8 @@ from patchline.core.scoring import (
     patch_scores_from_distances,
 )
 
+pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
+
 
 def test_every_seed_aggregation_is_known():
     assert AGGREGATIONS == ("max", "mean", "var", "topk5", "topk8", "topk10", "topk15", "topk20",

@@ -201,3 +201,46 @@ def test_no_file_cites_a_document_the_repository_does_not_hold():
             broken += [f"{rel}: {m.group(1)}" for m in link.finditer(text)
                        if "://" not in m.group(1) and not (path.parent / m.group(1)).exists()]
     assert (cited, broken) == ([], [])
+
+
+TRAINING_ONLY = ("patchline.training", "patchline.models")
+NOT_IN_THE_RUNTIME = ("mindspore", "torch", "skimage", "matplotlib", "hypothesis", "playwright", "onnx",
+                      "pipeline_support", "sample_data", "browser")
+
+
+def test_runtime_test_modules_need_nothing_the_runtime_install_lacks():
+    """Modules marked `runtime` also run in a runtime-only install (scripts/runtime_check.sh): they and
+    every patchline module they reach import no training code, MindSpore, torch, scikit-image,
+    matplotlib or test-only helpers."""
+    graph = _import_graph()
+    mods = _modules()
+
+    def reach(start: set[str]) -> set[str]:
+        seen, todo = set(), list(start)
+        while todo:
+            m = todo.pop()
+            if m in graph and m not in seen:
+                seen.add(m)
+                todo += graph[m]
+        return seen
+
+    marked = [p for p in sorted((REPO / "tests").glob("test_*.py")) if "pytestmark = pytest.mark.runtime" in p.read_text()]
+    assert len(marked) >= 10
+    problems = []
+    for path in marked:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        patchline_mods = {n if n in mods else n.rpartition(".")[0] for n in names if n.startswith("patchline")}
+        for module in sorted(reach({m for m in patchline_mods if m in mods}) | names):
+            if module.startswith(TRAINING_ONLY) or module.split(".")[0] in NOT_IN_THE_RUNTIME:
+                problems.append(f"{path.name}: {module}")
+        for module in reach({m for m in patchline_mods if m in mods}):
+            source = mods[module].read_text()
+            heavy = re.findall(r"^\s*(?:import|from)\s+(mindspore|torch|skimage|matplotlib)\b", source, re.M)
+            if heavy and module not in ("patchline.report.plots",):  # plots import matplotlib inside their functions
+                problems.append(f"{path.name}: {module} imports {heavy[0]}")
+    assert problems == []

@@ -6,14 +6,13 @@ import json
 import logging
 import queue
 import sys
-import time
 import uuid
 from datetime import datetime
 from typing import TextIO
 
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.payload import PayloadCounter
-from patchline.mqtt.subscriber import Subscriber
+from patchline.mqtt.subscriber import Subscriber, take_messages
 from patchline.mqtt.topics import camera_filter
 
 log = logging.getLogger("patchline.mqtt")
@@ -57,57 +56,47 @@ def format_alarm(payload: dict, topic: str = "") -> str:
     return "  ".join(fields)
 
 
-def run_alarms(url: str, line: str | None = None, json_lines: bool = False,
-               username: str | None = None, password: str | None = None,
-               tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-               tls_insecure: bool = False, count: int | None = None, timeout: float | None = None,
-               out: TextIO | None = None, connect_attempts: int = 3) -> int:
+def run_alarms(url: BrokerSettings | str, line: str | None = None, json_lines: bool = False, *,
+               count: int | None = None, timeout: float | None = None, out: TextIO | None = None,
+               connect_attempts: int = 3) -> int:
     """Subscribe to alarms (QoS 1) and print one line per alarm until Ctrl-C, `count` or `timeout`.
 
-    `json_lines` prints each alarm's JSON payload on one line instead of the human line.
+    url: an mqtt:// URL, or BrokerSettings (credentials, TLS). `json_lines` prints each alarm's
+    JSON payload on one line instead of the human line.
     Returns the exit status (0). An unreachable broker or refused login raises PatchlineError.
     Every message goes through the one payload decoder; a refused one is logged and counted (the
     count is logged at the end), never fatal. Printed text is terminal-safe (`shown`; JSON lines
     escape every non-ASCII character).
     """
-    settings = BrokerSettings.from_url(url, username=username, password=password, tls_ca=tls_ca,
-                                       tls_cert=tls_cert, tls_key=tls_key, tls_insecure=tls_insecure)
+    settings = BrokerSettings.from_url(url) if isinstance(url, str) else url
     topic = camera_filter(line, "alarm")
     out = out or sys.stdout
     inbox: queue.Queue = queue.Queue(maxsize=10000)
     payloads = PayloadCounter()
+
     def offer(msg_topic: str, raw: bytes, _retained: bool) -> None:
         try:
             inbox.put_nowait((msg_topic, raw))
         except queue.Full:  # printing fell 10,000 alarms behind: count it rather than block the network thread
             payloads.refuse("more than 10000 alarms waited to be printed.")
 
-    subscriber = Subscriber(settings, topic, offer,
-                            client_id=f"patchline-alarms-{uuid.uuid4().hex[:8]}")
+    def show(item) -> bool:
+        msg_topic, raw = item
+        payload = payloads.decode(raw)
+        if payload is None:
+            log.warning("alarm on %s refused (%d bytes): %s", shown(msg_topic), len(raw), payloads.last_reason)
+            return False
+        text = (json.dumps(payload, separators=(",", ":"), ensure_ascii=True, allow_nan=False) if json_lines
+                else format_alarm(payload, msg_topic))
+        out.write(text + "\n")
+        out.flush()
+        return True
+
+    subscriber = Subscriber(settings, topic, offer, client_id=f"patchline-alarms-{uuid.uuid4().hex[:8]}")
     subscriber.start(connect_attempts=max(1, connect_attempts))
     try:
         log.info("listening for alarms on %s at %s", topic, settings.address)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        printed = 0
-        while count is None or printed < count:
-            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                msg_topic, raw = inbox.get(timeout=wait)
-            except queue.Empty:
-                continue
-            payload = payloads.decode(raw)
-            if payload is None:
-                log.warning("alarm on %s refused (%d bytes): %s", shown(msg_topic), len(raw), payloads.last_reason)
-                continue
-            text = (json.dumps(payload, separators=(",", ":"), ensure_ascii=True, allow_nan=False) if json_lines
-                    else format_alarm(payload, msg_topic))
-            out.write(text + "\n")
-            out.flush()
-            printed += 1
-    except KeyboardInterrupt:
-        pass
+        take_messages(inbox, show, count, timeout)
     finally:
         subscriber.close()
         if payloads.refused:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +28,7 @@ from patchline.app.frame_names import FrameNames
 from patchline.errors import PatchlineError
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.payload import decode_payload, encode_payload
-from patchline.mqtt.subscriber import Subscriber
+from patchline.mqtt.subscriber import Subscriber, take_messages
 from patchline.mqtt.topics import feedback_topic
 
 log = logging.getLogger(__name__)
@@ -89,20 +88,13 @@ def listen_for_feedback(settings: BrokerSettings, line: str, banks: Path, weight
                             client_id=f"patchline-feedback-{uuid.uuid4().hex[:8]}")
     subscriber.start()
     log.info("listening for feedback on %s at %s", topic, settings.address)
-    handled, deadline = 0, None if timeout is None else time.monotonic() + timeout
+
+    def answer(raw: bytes) -> bool:
+        _reply(subscriber, topic, handle_feedback(raw, line, banks, frames, weights), line)
+        return True
+
     try:
-        while count is None or handled < count:
-            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                raw = inbox.get(timeout=wait)
-            except queue.Empty:
-                continue
-            _reply(subscriber, topic, handle_feedback(raw, line, banks, frames, weights), line)
-            handled += 1
-    except KeyboardInterrupt:
-        pass
+        take_messages(inbox, answer, count, timeout)
     finally:
         subscriber.close()
     return 0

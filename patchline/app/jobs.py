@@ -6,6 +6,7 @@ faiss) happen inside, so importing this module is cheap.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -16,7 +17,7 @@ from patchline.settings import LineSettings
 ExtractorCache = dict  # (backbone, layers, weights) → (extractor, weights facts)
 
 
-def _extractor(cache: ExtractorCache, backbone: str, layers, weights: Path | None, random_weights: bool):
+def cached_extractor(cache: ExtractorCache, backbone: str, layers, weights: Path | None, random_weights: bool):
     from patchline.models.mindspore_extractor import load_extractor
 
     key = (backbone, tuple(layers), None if weights is None else str(weights))
@@ -37,7 +38,7 @@ def train_line(settings: LineSettings, items: Sequence, banks: Path, random_weig
     check_name(settings.line, "line")
     check_image_count(len(items))
     weights = Path(settings.weights) if settings.weights else None
-    extractor, facts = _extractor({} if extractor_cache is None else extractor_cache,
+    extractor, facts = cached_extractor({} if extractor_cache is None else extractor_cache,
                                   settings.backbone, settings.layers, weights, random_weights)
     with _writing_line(banks, settings.line):
         return build_bank(settings, items, banks, extractor, facts, progress=progress)
@@ -64,7 +65,7 @@ def grow_line(banks: Path, line: str, items: Sequence, weights: Path | None = No
 
     check_name(line, "line")
     meta = load_bank(banks, line).meta  # refused in one sentence before the backbone loads
-    extractor, facts = _extractor({}, meta.backbone, meta.layers, weights, random_weights)
+    extractor, facts = cached_extractor({}, meta.backbone, meta.layers, weights, random_weights)
     with _writing_line(banks, line):
         return grow_bank(banks, line, items, extractor, facts.get("sha256"), progress, reason, cover)
 
@@ -85,9 +86,16 @@ def trained_summary(result) -> str:
     return "\n".join(lines + [f"  written to {result.bank_dir}"])
 
 
+@dataclass(frozen=True)
+class Weights:
+    """The backbone weights a job uses: a file (None: the packaged ImageNet weights) or random ones."""
+
+    path: Path | None = None
+    random: bool = False
+
+
 def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: Path, line: str | None = None,
-                   weights: Path | None = None, random_weights: bool = False, overlays: int = 6,
-                   progress: bool = True) -> tuple[list, Path, Path]:
+                   weights: Weights = Weights(), overlays: int = 6, progress: bool = True) -> tuple[list, Path, Path]:
     """Score each MVTec-layout category's test set against its bank (named `line` when given).
 
     Features come from the bank's own settings (BankMeta.line_settings); the weights must be the
@@ -103,7 +111,7 @@ def evaluate_lines(dataset: Path, categories: Sequence[str], banks: Path, out: P
         category = MvtecCategory(dataset, name).check()
         bank = load_bank(banks, line or name)
         settings = bank.meta.line_settings()
-        extractor, facts = _extractor(cache, settings.backbone, settings.layers, weights, random_weights)
+        extractor, facts = cached_extractor(cache, settings.backbone, settings.layers, weights.path, weights.random)
         if facts["sha256"] != bank.meta.weights_sha256:
             raise PatchlineError(
                 f"bank {bank.meta.name} was built with weights {bank.meta.get('weights', {}).get('file')} "

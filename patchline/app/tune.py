@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -90,19 +91,28 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: s
     path.write_text(header + yaml.safe_dump(record, sort_keys=False, width=120, allow_unicode=True))
 
 
-def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, backbones: Sequence[str],
-             sizes: Sequence[int], layer_sets: Sequence[tuple[str, ...]], ratios: Sequence[float],
-             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True,
-             patchsizes: Sequence[int] | None = None) -> int:
-    """Tune `base.line` on `items` (good images), print the table, write `out`; returns 0.
+@dataclass(frozen=True)
+class TuneGrid:
+    """The settings `patchline tune` tries: every combination of these (patchsizes None: the base line's)."""
+
+    backbones: Sequence[str]
+    sizes: Sequence[int]
+    layer_sets: Sequence[tuple[str, ...]]
+    ratios: Sequence[float]
+    patchsizes: Sequence[int] | None = None
+
+
+def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, grid: TuneGrid,
+             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True) -> int:
+    """Tune `base.line` on `items` (good images) over `grid`, print the table, write `out`; returns 0.
 
     PatchlineError (one sentence) when no setting meets the budget; nothing is written then."""
-    from patchline.app.jobs import _extractor, export_backbone
+    from patchline.app.jobs import cached_extractor, export_backbone
     from patchline.training.tune import candidate_grid, choose, tune_line
 
     if budget_fps is not None and not budget_fps > 0:
         raise ConfigError(f"--budget-fps must be a positive number, not {budget_fps}.")
-    candidates = candidate_grid(base, backbones, sizes, layer_sets, ratios, patchsizes)
+    candidates = candidate_grid(base, grid.backbones, grid.sizes, grid.layer_sets, grid.ratios, grid.patchsizes)
     for c in candidates:  # every setting is checked before anything runs
         c.settings(base)
     cores = os.cpu_count() or 1
@@ -110,7 +120,7 @@ def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, backbo
     costs: dict = {}
     with tempfile.TemporaryDirectory(prefix="patchline-tune-") as scratch:
         def extractor_for(backbone: str):
-            return _extractor(cache, backbone, ("layer2", "layer3"), weights, False)[0]
+            return cached_extractor(cache, backbone, ("layer2", "layer3"), weights, False)[0]
 
         def model_ms_for(candidate) -> dict[str, float]:
             key = (candidate.backbone, candidate.imagesize)

@@ -23,7 +23,8 @@ import numpy as np
 from patchline import __version__
 from patchline.bank.leftovers import remove_leftovers, writing
 from patchline.bank.meta import FORMAT, BankMeta
-from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, MAP_FLOOR, PrunedPatchSearch, build_hnsw
+from patchline.core.pruned_search import HNSW_EF_CONSTRUCTION, HNSW_M, PrunedPatchSearch, build_hnsw
+from patchline.core.search_policy import BankSearch
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import BankError
 from patchline.hashing import sha256_file
@@ -78,20 +79,12 @@ class Bank:
 
     def patch_scores(self, embeddings: np.ndarray, aggregation: str | None = None,
                      threshold: float | None = None, pixel_threshold: float | None = None) -> np.ndarray:
-        """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch.
-
-        Exact without `aggregation`. With it, an hnsw bank searches approximately where that
-        cannot change the image score (pruned_search.py): the `aggregation` of the result equals
-        exact search's, the other patches are upper bounds — graph bounds at least, on images
-        scoring above `threshold`, wherever they may reach MAP_FLOOR × `pixel_threshold` (their
-        anomaly maps are drawn)."""
+        """(N, H, W, D) float32 embeddings → (N, H, W) float32 distance to the nearest bank patch, as
+        core/search_policy.py decides (exact without `aggregation`). The embeddings' dims are checked here."""
         d = embeddings.shape[-1]
         if d != self.index.d:
             raise BankError(f"embeddings have {d} dims but bank {self.path} holds {self.index.d}-dim patches.")
-        if aggregation is not None and self.pruned is not None:
-            floor = MAP_FLOOR * pixel_threshold if pixel_threshold is not None else 0.0
-            return self.pruned.patch_scores(embeddings, aggregation, threshold, floor)
-        return self.search.patch_scores(embeddings)
+        return BankSearch(self.search, self.pruned).patch_scores(embeddings, aggregation, threshold, pixel_threshold)
 
 
 def new_version(line_dir: Path) -> str:

@@ -115,27 +115,3 @@ def connect_now(client: mqtt.Client, settings: BrokerSettings, attempts: int = 3
     else:
         reason = getattr(last, "strerror", None) or str(last) or type(last).__name__
     raise PatchlineError(f"cannot reach the MQTT broker at {settings.address}: {reason}.")
-
-
-def settings_from_args(args) -> BrokerSettings:
-    """BrokerSettings from the `--mqtt` URL and the flags add_broker_arguments adds."""
-    return BrokerSettings.from_url(args.mqtt, args.mqtt_username, args.mqtt_password, args.mqtt_ca, args.mqtt_cert,
-                                   args.mqtt_key, args.mqtt_insecure)
-
-
-def add_broker_arguments(parser) -> None:
-    """Broker credential and TLS flags shared by `patchline run` and `patchline alarms` (argparse);
-    the TLS files must be readable regular files (cli_types)."""
-    from patchline.cli_types import regular_file
-
-    parser.add_argument("--mqtt-username", help="broker user (or $PATCHLINE_MQTT_USERNAME)")
-    parser.add_argument("--mqtt-password",
-                        help="broker password (better: $PATCHLINE_MQTT_PASSWORD; command lines show in ps)")
-
-    def certificate(text: str) -> str:
-        return str(regular_file(text))
-
-    parser.add_argument("--mqtt-ca", type=certificate, help="CA certificate file for TLS")
-    parser.add_argument("--mqtt-cert", type=certificate, help="client certificate file for TLS")
-    parser.add_argument("--mqtt-key", type=certificate, help="client key file for TLS")
-    parser.add_argument("--mqtt-insecure", action="store_true", help="TLS without checking the broker's host name")

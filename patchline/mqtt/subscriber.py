@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 import uuid
 from typing import Callable, Iterable
 
@@ -84,3 +86,25 @@ class Subscriber:
     def _disconnected(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.settings.address, reason_code)
+
+
+def take_messages(inbox: "queue.Queue", handle: Callable[[object], bool], count: int | None = None,
+                  timeout: float | None = None) -> int:
+    """The subscribe-and-wait loop of a listening command: take what the subscriber queued and
+    `handle` it (True: it counts) until `count` were counted, `timeout` s passed or Ctrl-C.
+    Returns how many were counted."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    counted = 0
+    try:
+        while count is None or counted < count:
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                item = inbox.get(timeout=wait)
+            except queue.Empty:
+                continue
+            counted += bool(handle(item))
+    except KeyboardInterrupt:
+        pass
+    return counted

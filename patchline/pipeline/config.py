@@ -127,12 +127,11 @@ def _ancestors(name: str, upstream: dict[str, str]) -> Iterable[str]:
         yield name
 
 
-def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
-                 problems: list[str]) -> tuple[list[str], list[str], dict] | None:
-    """Check links, sources and sinks, adding each problem to `problems`; (data-flow order,
-    source names, element → (first) upstream element), or None when no order can be made."""
+def _check_links(stream: str, elements: dict[str, ElementConfig], path: str,
+                 problems: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Check every 'next' and 'nextMeta' link, adding each problem to `problems`; (element → its
+    (first) upstream element, element → every element that sends to it)."""
     upstream: dict[str, str] = {}
-    found_before = len(problems)
     inputs = {n: getattr(el.cls, "inputs", 1) for n, el in elements.items()}
     merged: dict[str, list[str]] = {}
     for name, el in elements.items():
@@ -163,6 +162,15 @@ def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
             if meta not in elements:
                 problems.append(str(where.error(f"'nextMeta' names '{meta}', which is not an element of stream "
                                                 f"'{stream}'.")))
+    return upstream, merged
+
+
+def _check_graph(stream: str, elements: dict[str, ElementConfig], path: str,
+                 problems: list[str]) -> tuple[list[str], list[str], dict] | None:
+    """Check links, sources and sinks, adding each problem to `problems`; (data-flow order,
+    source names, element → (first) upstream element), or None when no order can be made."""
+    found_before = len(problems)
+    upstream, merged = _check_links(stream, elements, path, problems)
     if len(problems) > found_before:
         return None  # with a broken link, what it would reach is unknown: more checks would only add noise
     sources = [n for n, el in elements.items() if getattr(el.cls, "is_source", False)]

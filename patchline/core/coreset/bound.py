@@ -109,6 +109,20 @@ class LowDimBound:
         rad += 1.01e-7 * math.sqrt(float(self.y_sq[ids].max())) + self.abs_err
         return mid, rad
 
+    def _center_tiles(self, cen_s: np.ndarray, keep: float) -> list[tuple]:
+        """(center ids, augmented matrix, ball middle, ball radius) per tile of rank-sorted centers:
+        [yc, -|yc|^2 keep / 2, 1] so that one GEMM gives yx.yc - half_c - half_x."""
+        tiles = []
+        for c0 in range(0, cen_s.size, self.tile):
+            cids = cen_s[c0:c0 + self.tile]
+            yc = self.y[cids]
+            aug = np.empty((yc.shape[1] + 2, cids.size), np.float32)
+            aug[:-2] = yc.T
+            aug[-2] = -0.5 * keep * self.y_sq[cids]
+            aug[-1] = 1.0
+            tiles.append((cids, aug) + self._ball(cids))
+        return tiles
+
     def catch_up(self, w: np.ndarray, rows: np.ndarray, center_ids: np.ndarray,
                  vals: np.ndarray) -> None:
         """vals[i] = min(vals[i], min_j |w[rows[i]] - w[center_ids[j]]|^2), exact kernel values.
@@ -123,17 +137,7 @@ class LowDimBound:
         r_order = np.argsort(self.rank[rows], kind="stable")
         rows_s = rows[r_order]
         vals_s = vals[r_order]
-        cen_s = center_ids[np.argsort(self.rank[center_ids], kind="stable")]
-        c_tiles = []
-        for c0 in range(0, cen_s.size, tile):
-            cids = cen_s[c0:c0 + tile]
-            yc = self.y[cids]
-            # [yc, -|yc|^2 keep / 2, 1] so one GEMM gives yx.yc - half_c - half_x
-            aug = np.empty((yc.shape[1] + 2, cids.size), np.float32)
-            aug[:-2] = yc.T
-            aug[-2] = -0.5 * keep * self.y_sq[cids]
-            aug[-1] = 1.0
-            c_tiles.append((cids, aug) + self._ball(cids))
+        c_tiles = self._center_tiles(center_ids[np.argsort(self.rank[center_ids], kind="stable")], keep)
         for r0 in range(0, rows_s.size, tile):
             rids = rows_s[r0:r0 + tile]
             v = vals_s[r0:r0 + tile]

@@ -4,13 +4,12 @@ patchline.app.jobs, patchline.app.feedback and patchline.bank.versions."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from patchline.cli_types import existing_folder, folder_to_use, integer, name, number, regular_file
+from patchline.cli.options import add_banks, add_broker, add_quiet, add_weights, broker_from
+from patchline.cli.types import existing_folder, integer, name, number, regular_file
 from patchline.errors import PatchlineError
-from patchline.paths import banks_root
 
 
 def grow(args, items, reason: str, cover: bool = False) -> int:
@@ -38,11 +37,9 @@ def cmd_feedback(args) -> int:
 
         logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        from patchline.mqtt.broker import settings_from_args
-
         if not args.mqtt:
             raise PatchlineError("--listen needs --mqtt URL (the broker the operator consoles publish to).")
-        return listen_for_feedback(settings_from_args(args), args.line, args.banks, args.weights, args.count,
+        return listen_for_feedback(broker_from(args), args.line, args.banks, args.weights, args.count,
                                    args.timeout, image_roots=args.image_root, snapshots=args.snapshots)
     if not args.false_alarm:
         raise PatchlineError("give --false-alarm IMAGE… (or --listen --mqtt URL for feedback over MQTT).")
@@ -92,7 +89,7 @@ def cmd_threshold(args) -> int:
     return 0
 
 
-def add_bank_commands(sub, common) -> None:
+def add_bank_commands(sub) -> None:
     """Add the feedback, banks and rollback sub-commands to the `patchline` parser."""
     p = sub.add_parser("feedback", help="operator feedback: images that alarmed but are good grow the line's bank")
     p.add_argument("line", type=name)
@@ -100,7 +97,6 @@ def add_bank_commands(sub, common) -> None:
                    help="image files (e.g. the alarm snapshots) an operator judged good")
     p.add_argument("--listen", action="store_true",
                    help="take feedback over MQTT on patchline/<line>/feedback (with --mqtt) and answer on …/reply")
-    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS), with --listen")
     p.add_argument("--count", type=integer(1), help="with --listen: stop after this many messages")
     p.add_argument("--timeout", type=number(0, 10**9, low_open=True), help="with --listen: stop after this many seconds")
     p.add_argument("--image-root", action="append", type=existing_folder, default=[], metavar="DIR",
@@ -108,17 +104,15 @@ def add_bank_commands(sub, common) -> None:
                         "their path below it (repeatable)")
     p.add_argument("--snapshots", type=existing_folder, metavar="DIR",
                    help="with --listen: the line's --snapshots folder; feedback may name its snapshots by file name")
-    from patchline.mqtt.broker import add_broker_arguments
-
-    add_broker_arguments(p)
-    p.add_argument("--weights", type=regular_file, help="the backbone weights the bank was built with (when not packaged)")
-    p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
-    common(p)
+    add_broker(p, "broker URL mqtt://host:port (mqtts:// for TLS), with --listen")
+    add_weights(p, "the backbone weights the bank was built with (when not packaged)")
+    add_banks(p)
+    add_quiet(p)
     p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("banks", help="list a line's bank versions (the live one marked); --prune --keep N removes old ones")
     p.add_argument("line", type=name)
-    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    add_banks(p)
     p.add_argument("--prune", action="store_true", help="remove all but the newest --keep versions (never the live "
                                                           "one) and any half-written bank a crash left")
     p.add_argument("--keep", type=integer(1), default=5, help="versions --prune keeps (default 5)")
@@ -127,7 +121,7 @@ def add_bank_commands(sub, common) -> None:
     p = sub.add_parser("rollback", help="make an earlier bank version live again (atomic; running pipelines follow)")
     p.add_argument("line", type=name)
     p.add_argument("version", type=name)
-    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    add_banks(p)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("threshold", help="move a line's threshold to another false-alarm rate (or a value) without "
@@ -138,6 +132,6 @@ def add_bank_commands(sub, common) -> None:
                        help="target share of good parts that alarm, e.g. 0.05")
     which.add_argument("--value", type=number(0, 1e30, low_open=True), metavar="SCORE",
                        help="the threshold itself, as an image score")
-    p.add_argument("--banks", type=folder_to_use, default=banks_root(), help="banks root (default ./faiss-index-precision)")
+    add_banks(p)
     p.set_defaults(func=cmd_threshold)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from patchline.cli_types import file_to_write, integer, name
+from patchline.cli.options import add_broker
+from patchline.cli.types import file_to_write, integer, name
 from patchline.errors import ConfigError
 
 
@@ -48,11 +49,9 @@ def add_user_from_terminal(auth_file: Path | None, user: str) -> int:
 
 def add_dashboard_command(sub) -> None:
     """Register `patchline dashboard` on the sub-command parser."""
-    from patchline.mqtt.broker import add_broker_arguments
-
     p = sub.add_parser("dashboard", help="a live web page of every camera (status, scores, alarms, snapshots), fed "
                                          "from the broker")
-    p.add_argument("--mqtt", help="broker URL mqtt://host:port (mqtts:// for TLS)")
+    add_broker(p)
     p.add_argument("--port", type=integer(1, 65535), default=8080, help="HTTP port (default 8080)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1; any other address needs --auth-file or --no-auth)")
@@ -63,5 +62,4 @@ def add_dashboard_command(sub) -> None:
                    help="add NAME to --auth-file with a password read from the terminal (or one stdin line), then exit")
     p.add_argument("--no-auth", action="store_true",
                    help="serve a non-loopback --host to anyone without a login (a trusted network only)")
-    add_broker_arguments(p)
     p.set_defaults(func=cmd_dashboard)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from patchline.errors import ConfigError
-from patchline.cli_types import existing_folder, file_to_write, integer, listing, name, number, regular_file, text_file
+from patchline.cli.types import existing_folder, file_to_write, integer, listing, name, number, regular_file, text_file
 
 DEFAULT_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
 
@@ -19,18 +19,19 @@ def _layer_set(text: str) -> tuple[str, ...]:
 
 
 def cmd_tune(args) -> int:
-    from patchline.app.tune import run_tune
+    from patchline.app.resolve import line_base
+    from patchline.app.tune import TuneGrid, run_tune
     from patchline.data.datasets import good_images
-    from patchline.settings import LineSettings, check_layers, load_category_table, validate
+    from patchline.settings import check_layers
 
-    base = (load_category_table(args.config).get(args.line) if args.config is not None
-            else validate(LineSettings(line=args.line)))
+    base = line_base(args.line, args.config)
     layer_sets = [check_layers(list(s), "--grid-layers: ") for s in args.grid_layers]
     out = args.out or Path(f"{args.line}.tuned.yaml")
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; pass --out FILE for the line config to write.")
-    return run_tune(base, good_images(args.images), str(args.images), out, args.grid_backbones, args.grid_sizes,
-                    layer_sets, args.grid_coreset, args.budget_fps, args.weights, not args.quiet, args.grid_patchsize)
+    grid = TuneGrid(args.grid_backbones, args.grid_sizes, layer_sets, args.grid_coreset, args.grid_patchsize)
+    return run_tune(base, good_images(args.images), str(args.images), out, grid, args.budget_fps, args.weights,
+                    not args.quiet)
 
 
 def add_tune_command(sub) -> None:
