@@ -6,12 +6,10 @@ binary fails the test with the Debian package to install (CI installs them), nev
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 import patchline  # noqa: F401  (sets the oneDNN CPU-ISA cap before any test imports MindSpore)
+from patchline.mqtt.local_broker import LocalBroker, free_port  # noqa: F401  (free_port: tests import it)
 
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -47,19 +46,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def require_binary(path: str, package: str) -> str:
@@ -72,61 +58,19 @@ def require_binary(path: str, package: str) -> str:
 
 # -- Mosquitto ---------------------------------------------------------------------------------
 
-class MosquittoBroker:
-    """A mosquitto process on 127.0.0.1:<port>; stop()/start() keep the port (outage tests)."""
+class MosquittoBroker(LocalBroker):
+    """The product's LocalBroker (patchline/mqtt/local_broker.py); a missing binary or a broker that
+    does not start fails the test with what to install or its log."""
 
     def __init__(self, workdir: Path, persistence: bool = False, listener_options: tuple[str, ...] = (),
                  scheme: str = "mqtt"):
-        self.binary = require_binary(MOSQUITTO, "mosquitto")
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.url = f"{scheme}://{self.host}:{self.port}"
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.conf = workdir / "mosquitto.conf"
-        self.log_path = workdir / "mosquitto.log"
-        lines = [f"listener {self.port} 127.0.0.1", *listener_options, "allow_anonymous true", "log_dest stderr",
-                 "log_type error", "log_type warning", "log_type notice", "log_type information"]
-        # Run as root it would drop to user 'mosquitto', which cannot write into our temp folder.
-        lines.append(f"user {getpass.getuser()}")
-        if persistence:
-            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
-        else:
-            lines.append("persistence false")
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen | None = None
-        self.start()
+        super().__init__(workdir, persistence, listener_options, scheme, require_binary(MOSQUITTO, "mosquitto"))
 
     def start(self, timeout: float = 10.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mosquitto exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}",
-                            pytrace=False)
-            if port_open(self.host, self.port):
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s", pytrace=False)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: a persistent broker saves its sessions
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        try:
+            super().start(timeout)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ subscriber prints the defects and the verdicts' scores are checked against the e
 from __future__ import annotations
 
 import csv
-import getpass
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,13 +25,13 @@ from patchline.data.datasets import MvtecCategory
 from patchline.evaluation.evaluate import summary_table
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.payload import decode_object
+from patchline.mqtt.local_broker import MOSQUITTO, LocalBroker
 from patchline.mqtt.subscriber import Subscriber
 from patchline.mqtt.topics import camera_filter
 from patchline.paths import models_dir, project_file
 from patchline.settings import load_category_table
 
 LINE = "elpv-mono"
-MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 def write_elpv_line(root: Path, cell_type: str, quick: bool) -> Path:
@@ -68,44 +66,6 @@ def stream_folder(dataset: Path, out: Path, per_class: int) -> Path:
                 picked = files[i * len(files) // per_class]
                 shutil.copy(picked, folder / f"{i:03d}_{kind}_{picked.name}")
     return folder
-
-
-class LocalBroker:
-    """A throw-away Mosquitto on a free 127.0.0.1 port (the demo's stand-in for the plant broker).
-
-    persistence: keep retained messages and persistent sessions in `workdir` across close() /
-    start() (a broker restart on the same port)."""
-
-    def __init__(self, workdir: Path, persistence: bool = False):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.conf = workdir / "mosquitto.conf"
-        keep = f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n" if persistence \
-            else "persistence false\n"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{keep}user {getpass.getuser()}\n")
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        """Start Mosquitto and wait until it listens (RuntimeError after 10 s); nothing when it runs."""
-        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
-            return
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.close()
-        raise RuntimeError("the local Mosquitto broker did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def collect_verdicts(url: str, sink: list) -> Subscriber:
