@@ -32,7 +32,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
 
     from patchline.bank.store import Bank
     from patchline.core.metrics import auroc
-    from patchline.core.intervals import bootstrap_auroc, operating_point, threshold_for_rate
+    from patchline.core.intervals import binomial_range, bootstrap_auroc, operating_point, threshold_for_rate
     from patchline.core.scoring import AGGREGATIONS, aggregate_all
     from patchline.data.datasets import elpv_split
     from patchline.extractors.embeddings import score_images
@@ -84,16 +84,6 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
         "synthetic_auroc": result.meta["aggregation_choice"]["synthetic_auroc"][chosen],
         "calibration": settings.calibration, "n_bank_images": result.meta["training"]["n_bank_images"],
     }
-
-
-def binomial_range(n: int, rate: float) -> tuple[int, int]:
-    """The false-alarm counts among n good images that a threshold truly at `rate` gives with 95 %
-    probability (2.5 % and 97.5 % points of Binomial(n, rate))."""
-    from patchline.core.intervals import binomial_cdf
-
-    low = next(k for k in range(n + 1) if binomial_cdf(k, n, rate) >= 0.025)
-    high = next(k for k in range(n + 1) if binomial_cdf(k, n, rate) >= 0.975)
-    return low, high
 
 
 def _at_threshold(r: dict) -> str:

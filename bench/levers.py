@@ -116,6 +116,29 @@ def row(name: str, labels: np.ndarray, scores: dict, reference: np.ndarray | Non
             f"{paired} | {at_test:.3f} |", flags)
 
 
+def calibration_table(base: dict) -> str:
+    """Does the threshold hit its target? The setting's bank moved to several targets from its kept
+    held-out scores (as `patchline threshold` moves it): realised test false alarms against the
+    counts the target itself would give, and the detection there."""
+    from patchline.core.calibration import threshold_at
+    from patchline.core.intervals import binomial_range, operating_point
+
+    labels = np.asarray(base["labels"]).astype(bool)
+    scores = base["scores"][base["aggregation"]]
+    lines = ["| target | threshold | realised false alarms [Wilson 95 %] | counts the target gives (95 %) | "
+             "detection [Wilson 95 %] |", "|---|---|---|---|---|"]
+    for rate in (0.01, 0.02, 0.05, 0.10):
+        threshold = threshold_at(np.asarray(scores["calibration"]), rate)
+        p = operating_point(labels, np.asarray(scores["test"]), threshold)
+        low, high = binomial_range(p.n_good, rate)
+        inside = "inside" if low <= p.false_alarms <= high else "**outside**"
+        f_lo, f_hi = p.false_alarm_interval
+        d_lo, d_hi = p.detection_interval
+        lines.append(f"| {rate:.0%} | {threshold:.3f} | {p.false_alarms}/{p.n_good} = {p.false_alarm_rate:.3f} "
+                     f"[{f_lo:.3f}, {f_hi:.3f}] | {low}–{high}: {inside} | {p.detection:.3f} [{d_lo:.3f}, {d_hi:.3f}] |")
+    return "\n".join(lines)
+
+
 def table(cell_type: str, banks: dict[str, dict]) -> str:
     """The Markdown table of one line: the setting's row first, every other aggregation, each lever."""
     base = banks["setting"]
@@ -139,7 +162,8 @@ def table(cell_type: str, banks: dict[str, dict]) -> str:
         lines.append(row("fused: setting + tuned (standardised scores averaged)", labels, banks["fused"], reference)[0])
     costs = ", ".join(f"{k} {v['train_cpu_s']:.0f} CPU s / {v['n_patches']} patches" for k, v in banks.items()
                       if isinstance(v, dict) and "train_cpu_s" in v)
-    return "\n".join(lines + ["", f"training: {costs}"])
+    return "\n".join(lines + ["", f"training: {costs}", "", f"The setting's threshold moved to other targets "
+                              f"({base['aggregation']}, from its own held-out scores):", "", calibration_table(base)])
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from patchline.core.calibration import moved_threshold, promise, threshold_at
-from patchline.core.intervals import (bootstrap_auroc, clopper_pearson, distinguishable, images_needed,
+from patchline.core.intervals import (binomial_range, bootstrap_auroc, clopper_pearson, distinguishable, images_needed,
                                       operating_point, paired_bootstrap_difference, threshold_for_rate,
                                       upper_bound, wilson)
 
@@ -81,3 +81,9 @@ def test_bootstrap_intervals_cover_the_estimate_and_pairing_cancels_shared_noise
     assert lo <= diff <= hi and hi - lo < 0.02 and not distinguishable(lo, hi)
     worse = paired_bootstrap_difference(labels, a, rng.normal(size=300) + 0.5 * labels, n_boot=300)
     assert distinguishable(worse[1], worse[2]) and worse[0] > 0
+
+
+def test_binomial_range_holds_the_counts_a_true_rate_gives():
+    assert binomial_range(147, 0.01) == (0, 4) and binomial_range(230, 0.01) == (0, 6)
+    low, high = binomial_range(1000, 0.1)
+    assert low < 100 < high and high - low < 45

@@ -91,6 +91,15 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     return 1.0 if k == n else _solve_p(1.0 - confidence, k, n)
 
 
+def binomial_range(n: int, rate: float, confidence: float = 0.95) -> tuple[int, int]:
+    """The event counts among n trials that a true `rate` gives with `confidence` probability: the
+    (1 − c) / 2 and (1 + c) / 2 points of Binomial(n, rate), e.g. the false alarms among n good
+    images that a threshold truly at `rate` lets through."""
+    tail = (1.0 - confidence) / 2
+    return (next(k for k in range(n + 1) if binomial_cdf(k, n, rate) >= tail),
+            next(k for k in range(n + 1) if binomial_cdf(k, n, rate) >= 1.0 - tail))
+
+
 def images_needed(false_alarm_rate: float) -> int:
     """Fewest held-out normal images whose highest score still meets `false_alarm_rate` on
     average: a threshold at the highest of n scores lets 1 / (n + 1) of new normals alarm."""
