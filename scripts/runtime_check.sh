@@ -69,5 +69,5 @@ cd "$REPO"
 unset PATCHLINE_MODELS
 mapfile -t modules < <(grep -l "^pytestmark = pytest.mark.runtime" tests/test_*.py)
 "$RT/pytest" -q -p no:cacheprovider "${modules[@]}"
-"$RT/python" -c "import patchline, sys; assert 'site-packages' in patchline.__file__, patchline.__file__"
+(cd "$WORK" && "$RT/python" -c "import patchline; assert 'site-packages' in patchline.__file__, patchline.__file__")
 echo "runtime check: $(( $(date +%s) - began )) s"
