@@ -128,6 +128,7 @@ def observed_run(pipeline: Path, source: Path, line: str, banks: Path, broker_ur
     the source, when the broker acknowledged its verdict (and the process CPU time then), what an
     independent subscriber received and when, the batch sizes the elements took."""
     from patchline.app.run import run_pipeline
+    from patchline.app.run_settings import run_settings
 
     entered: dict[int, float] = {}  # frame_id → perf_counter when it entered the stream (before its file read)
     ahead: dict[int, int] = {}  # frame_id → frames entered before it whose verdict was not yet acknowledged
@@ -161,9 +162,9 @@ def observed_run(pipeline: Path, source: Path, line: str, banks: Path, broker_ur
     summary = io.StringIO()
     began, began_cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(summary):
-        run_pipeline(pipeline, str(source), broker_url, camera="cam", line=line, banks_root=banks, spool_dir=spool,
-                     ort_threads=threads, folder_fps=fps, max_batch=max_batch, on_delivered=on_delivered,
-                     on_start=on_start)
+        run_pipeline(run_settings(pipeline, str(source), broker_url, camera="cam", line=line, banks_root=banks,
+                                  spool_dir=spool, ort_threads=threads, folder_fps=fps, max_batch=max_batch),
+                     on_delivered=on_delivered, on_start=on_start)
     ended, ended_cpu = time.perf_counter(), time.process_time()
     received = counter.finish()
     print(summary.getvalue().rstrip(), file=sys.stderr)

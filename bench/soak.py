@@ -49,6 +49,7 @@ def main(argv=None) -> int:
 
     from patchline.app.demo import LocalBroker
     from patchline.app.run import run_pipeline
+    from patchline.app.run_settings import run_settings
     from patchline.mqtt.broker import BrokerSettings
     from patchline.mqtt.payload import decode_object
     from patchline.mqtt.subscriber import Subscriber
@@ -109,8 +110,9 @@ def main(argv=None) -> int:
     threading.Thread(target=script, daemon=True).start()
     # `patchline run` itself (its run_pipeline): the cells in a loop (--loop), the alarm spool, the
     # publisher's reconnects; on SIGINT the frames in flight finish and the publisher gets 120 s to deliver
-    run_pipeline(ROOT / "pipeline" / "elpv_mono.pipeline", str(cells), broker.url, camera="cam", line=line,
-                 banks_root=banks_for(work, CONFIGURED, args.quick), spool_dir=spool, loop_folder=True, publish_timeout=120.0,
+    run_pipeline(run_settings(ROOT / "pipeline" / "elpv_mono.pipeline", str(cells), broker.url, camera="cam",
+                              line=line, banks_root=banks_for(work, CONFIGURED, args.quick), spool_dir=spool,
+                              loop_folder=True, publish_timeout=120.0),
                  on_delivered=on_delivered, on_start=lambda manager: held.update(manager=manager))
     seconds = time.monotonic() - began
     time.sleep(2)  # the last alarms reach the logger

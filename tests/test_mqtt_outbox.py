@@ -55,10 +55,11 @@ def test_an_acknowledgement_before_the_hand_over_is_not_lost():
 def test_close_counts_queued_and_unacknowledged_verdicts_as_dropped_and_keeps_alarms():
     box = Outbox()
     box.add_verdict(_verdict(box, 0))
-    box.add_alarm(box.message("alarm", "patchline/l/c/alarm", b"a"))
+    box.add_alarm(box.message("alarm", "patchline/l/c/alarm", b"a", path=Path("spool/000001.json")))
     first, second = box.take()
     box.handed(first, 1)
     box.handed(second, 2)
     box.add_verdict(_verdict(box, 3))
-    assert box.drop_undelivered() == (2, 1)
-    assert box.counts["dropped_verdicts"] == 2
+    box.add_alarm(box.message("alarm", "patchline/l/c/alarm", b"b"))  # the spool could not write this one
+    assert box.drop_undelivered() == (2, 1, 1)  # verdicts dropped, alarms kept in the spool, alarms lost
+    assert box.counts["dropped_verdicts"] == 2 and box.counts["lost_alarms"] == 1

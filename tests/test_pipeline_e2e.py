@@ -327,7 +327,7 @@ def test_a_file_deleted_before_it_is_read_is_an_error_frame(tmp_path):
     (tmp_path / "1.png").unlink()  # gone between the listing and the read
     frames = list(source.frames(threading.Event()))
     assert [f.error is None for f in frames] == [True, False, True]
-    assert "cannot read 1.png" in frames[1].error
+    assert "cannot read frame 1.png" in frames[1].error
 
 
 def test_a_rollback_during_a_run_switches_between_two_frames_and_every_frame_is_judged(line, tmp_path):
