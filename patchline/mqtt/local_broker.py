@@ -47,7 +47,8 @@ class LocalBroker:
         keep = ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 0"] if persistence \
             else ["persistence false"]
         # Run as root it would drop to user 'mosquitto', which cannot write into a temporary folder.
-        self._options = [*listener_options, "allow_anonymous true", "log_dest stderr", "log_type error",
+        self._options = [*listener_options, "allow_anonymous true", "set_tcp_nodelay true", "log_dest stderr",
+                         "log_type error",
                          "log_type warning", "log_type notice", "log_type information", *keep,
                          f"user {getpass.getuser()}"]
         self.proc: subprocess.Popen | None = None
