@@ -35,7 +35,7 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
     from patchline.core.intervals import binomial_range, bootstrap_auroc, operating_point, threshold_for_rate
     from patchline.core.scoring import AGGREGATIONS, aggregate_all
     from patchline.data.datasets import elpv_split
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
     from patchline.training.train import build_bank

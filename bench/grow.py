@@ -36,7 +36,7 @@ def auroc_of(banks: Path, line: str, cells: Path) -> float:
     from patchline.core.metrics import auroc
     from patchline.core.preprocess import list_images
     from patchline.core.scoring import aggregate
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.models.mindspore_extractor import load_extractor
 
     bank = load_bank(banks, line)

@@ -39,7 +39,7 @@ def train_and_score(cell_type: str, lever: str, quick: bool = False) -> dict:
     from patchline.bank.store import load_bank
     from patchline.core.scoring import aggregate_all
     from patchline.data.datasets import elpv_split
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
     from patchline.training.train import build_bank

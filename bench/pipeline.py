@@ -259,8 +259,8 @@ def elpv_root(work: Path, quick: bool = False) -> Path:
 
 
 def elpv_dataset(work: Path, cell_type: str, quick: bool = False) -> Path:
-    """The DATA.md split of one cell type as files under elpv_root (written once; later calls, e.g. in a
-    process whose memory is measured, never load the data set)."""
+    """The ELPV split (docs/design.md, Data) of one cell type as files under elpv_root (written once;
+    later calls, e.g. in a process whose memory is measured, never load the data set)."""
     from patchline.app.demo import write_elpv_line
 
     root = elpv_root(work, quick)

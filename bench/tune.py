@@ -160,7 +160,7 @@ def train_chosen(base, chosen, split, labels) -> None:
     from patchline.bank.store import load_bank
     from patchline.core.metrics import auroc
     from patchline.core.scoring import aggregate_all
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.training.train import build_bank
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from patchline.formats import redacted_url
+from patchline.urls import redacted_url
 from patchline.plugins.camera import RtspCamera
 
 COLORS = [(220, 30, 30), (30, 220, 30), (30, 30, 220)]  # RGB

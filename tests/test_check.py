@@ -104,7 +104,7 @@ def test_a_line_trained_with_the_sdk_default_stretch_runs_a_plain_sdk_resize_as_
     # line trained with resize_type stretch is scored the same in the pipeline as on the shared path
     from patchline.bank.store import load_bank
     from patchline.core.scoring import aggregate
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
 
     settings = validate(LineSettings(line="stretched", backbone="efficientnet_lite0", layers=("layer2", "layer3"),
                                      resize_type="stretch", resize=224, imagesize=224, coreset_ratio=0.05))

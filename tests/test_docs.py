@@ -9,7 +9,7 @@ import re
 import pytest
 from pipeline_support import LINE, REPO, prepare_trained_line
 
-from patchline.pipeline.reference import element_reference
+from patchline.pipeline.element_docs import element_reference
 
 DOCS = REPO / "docs"
 MAPS = {"normal_scores", "synthetic_auroc", "image"}  # keyed by aggregation: documented by their own name
@@ -18,7 +18,7 @@ MAPS = {"normal_scores", "synthetic_auroc", "image"}  # keyed by aggregation: do
 def test_the_element_reference_is_what_the_code_says():
     written = (DOCS / "pipeline-elements.md").read_text()
     assert written == element_reference(), \
-        "docs/pipeline-elements.md is stale: python -m patchline.pipeline.reference > docs/pipeline-elements.md"
+        "docs/pipeline-elements.md is stale: python -m patchline.pipeline.element_docs > docs/pipeline-elements.md"
 
 
 def _paths(record: dict, prefix: str = ""):

@@ -88,7 +88,7 @@ def _atc_commands(*args) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_atc_commands_cover_every_size_of_the_seed_table():
+def test_atc_commands_cover_every_size_of_the_reference_table():
     # ATC is not installed here: the commands are checked as printed
     commands = _atc_commands("--print-seed", "Ascend310P3")
     shapes = [re.search(r'--input_shape="([^"]+)"', c).group(1) for c in commands]

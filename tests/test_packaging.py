@@ -1,4 +1,4 @@
-"""The built wheel carries the seed's settings tables and the line pipelines, and finds them
+"""The built wheel carries the reference project's settings tables and the line pipelines, and finds them
 when it runs outside a checkout (a plant PC gets the wheel, not the repository)."""
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def test_retraining_switches_a_running_pipeline_to_the_new_bank(line, tmp_path, 
 def test_evaluation_can_score_with_the_exported_models(line):
     from patchline.bank.store import load_bank
     from patchline.core.scoring import aggregate
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.extractors.onnx import OnnxFeatureExtractor
     from patchline.settings import settings_from_mapping
 
@@ -457,7 +457,7 @@ def test_drift_is_flagged_for_a_shifted_stream_and_not_for_a_normal_one(line, tm
 def test_add_grows_the_live_bank_and_the_added_images_score_lower(line, tmp_path):
     from patchline.bank.store import load_bank
     from patchline.core.scoring import aggregate
-    from patchline.extractors.embeddings import score_images
+    from patchline.extractors.image_scores import score_images
     from patchline.extractors.onnx import OnnxFeatureExtractor
 
     banks = tmp_path / "banks"

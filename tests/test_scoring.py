@@ -14,7 +14,7 @@ from patchline.core.scoring import (
 pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
 
 
-def test_every_seed_aggregation_is_known():
+def test_every_reference_project_aggregation_is_known():
     assert AGGREGATIONS == ("max", "mean", "var", "topk5", "topk8", "topk10", "topk15", "topk20",
                             "topk40", "topk60", "topk100")
 

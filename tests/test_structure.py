@@ -192,7 +192,7 @@ def test_no_file_cites_a_document_the_repository_does_not_hold():
     link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
     cited, broken = [], []
     files = [p for folder in ("patchline", "docs", "tests", "scripts", "tools", "configs", ".ci")
-             for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".sh", ".yaml", "")]
+             for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".sh", ".yaml", ".conf", "")]
     for path in [REPO / "README.md", REPO / "pyproject.toml", *files]:
         text = path.read_text(errors="replace")
         rel = str(path.relative_to(REPO))

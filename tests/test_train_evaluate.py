@@ -79,8 +79,8 @@ def test_evaluation_finds_the_defects_and_reports_every_aggregation(trained):
     assert float(row["pro"]) >= 0.5, row
     table = (trained["out"] / "results.md").read_text()
     assert "auroc_topk100" in table and "| brick |" in table
-    seed_layout = (trained["out"] / "seed_layout.md").read_text()  # the reference project's column names
-    assert "instance_auroc_dx" in seed_layout and "| brick | patchline |" in seed_layout
+    reference_layout = (trained["out"] / "reference_layout.md").read_text()  # the reference project's column names
+    assert "instance_auroc_dx" in reference_layout and "| brick | patchline |" in reference_layout
     overlays = list((trained["out"] / "brick" / "overlays").glob("*.png"))
     assert len(overlays) == 6
     scores = list(csv.DictReader(open(trained["out"] / "brick" / "scores.csv")))

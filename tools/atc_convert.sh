@@ -10,8 +10,8 @@
 #   MODELS_DIR   folder holding <backbone>_<imagesize>_layer{2,3}.onnx (default: models)
 #   BATCHES      batch sizes the .om accepts (ATC dynamic batch, default: 1,2,4,8)
 #   --print      print the two ATC commands instead of running them (no files or ATC needed)
-#   --print-seed print them for the seed's backbone (wide_resnet101_2) at every imagesize of
-#                configs/mvtec.yaml (224, 280, 320)
+#   --print-seed print them for the reference project's backbone (wide_resnet101_2) at every
+#                imagesize of configs/mvtec.yaml (224, 280, 320); "seed" here is that project
 #
 # What it runs, per model (framework 5 = ONNX); the batch dim stays dynamic (-1) and ATC
 # compiles one graph per listed batch size:

@@ -22,7 +22,7 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
-    """The seed's per-line flags; each overrides the YAML / default value when given."""
+    """The reference project's per-line flags; each overrides the YAML / default value when given."""
     g = parser.add_argument_group("line settings (override the settings file)")
     g.add_argument("--backbone", help="wide_resnet101_2 (default), wide_resnet50_2, efficientnet_lite0, efficientnet_lite1, "
                                       "efficientnet_lite2, mobilenet_v2")
@@ -105,15 +105,16 @@ def cmd_evaluate(args) -> int:
     from patchline.app.jobs import Weights, evaluate_lines
     from patchline.app.resolve import evaluation_categories
     from patchline.evaluation.evaluate import summary_table
-    from patchline.evaluation.seed_layout import load_seed_results, seed_layout_table, write_seed_layout
+    from patchline.evaluation.reference_layout import (load_reference_results, reference_layout_table,
+                                                       write_reference_layout)
 
-    seed = load_seed_results(args.config)  # a bad settings file is refused before any scoring
+    reference = load_reference_results(args.config)  # a bad settings file is refused before any scoring
     names = evaluation_categories(args.dataset, args.category)
     rows, csv_path, md_path = evaluate_lines(args.dataset, names, args.banks, args.out, args.line,
                                              Weights(args.weights, args.random_weights), args.overlays, not args.quiet)
-    seed_path = write_seed_layout(rows, seed, args.out)
-    print(seed_layout_table(rows, seed) if args.seed_layout else summary_table(rows))
-    print(f"wrote {csv_path}, {md_path}, {seed_path} and overlays under {args.out}/<category>/overlays")
+    layout_path = write_reference_layout(rows, reference, args.out)
+    print(reference_layout_table(rows, reference) if args.reference_layout else summary_table(rows))
+    print(f"wrote {csv_path}, {md_path}, {layout_path} and overlays under {args.out}/<category>/overlays")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -171,15 +172,16 @@ def add_training_commands(sub) -> None:
     p.add_argument("--out", type=folder_to_use, default=Path("results"), help="report folder (default ./results)")
     p.add_argument("--overlays", type=integer(0, 10_000), default=6, help="heat-map overlays per category")
     p.add_argument("--config", type=text_file, default=project_file("configs/mvtec.yaml"),
-                   help="settings file whose seed_image_auroc rows are printed beside patchline's (default configs/mvtec.yaml)")
-    p.add_argument("--seed-layout", action="store_true",
+                   help="settings file whose reference_image_auroc rows (the reference project's figures) are "
+                        "printed beside patchline's (default configs/mvtec.yaml)")
+    p.add_argument("--reference-layout", "--seed-layout", dest="reference_layout", action="store_true",
                    help="print the table in the reference project's layout (instance_auroc_max … _best), "
-                        "the seed's row above each of patchline's")
+                        "its row above each of patchline's (--seed-layout: the same flag's old name)")
     add_banks(p)
     add_quiet(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("convert-weights", help="torchvision .pth → MindSpore .ckpt (the seed's pthtockpt)",
+    p = sub.add_parser("convert-weights", help="torchvision .pth → MindSpore .ckpt (the reference project's pthtockpt)",
                        description="Convert PyTorch weights to a MindSpore checkpoint, strictly.",
                        epilog=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=regular_file, help=".pth file")

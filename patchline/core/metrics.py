@@ -1,4 +1,5 @@
-"""Evaluation metrics: image / pixel AUROC and PRO (area under the per-region-overlap curve)."""
+"""Evaluation metrics: image / pixel AUROC and PRO (area under the per-region-overlap curve), and
+the text a report table shows for a metric."""
 
 from __future__ import annotations
 
@@ -89,3 +90,10 @@ def pro_score(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3) -> fl
             x = np.append(x, fpr_limit)
             y = np.append(y, overlap[nxt - 1] + t * (overlap[nxt] - overlap[nxt - 1]))
     return float(np.trapz(y, x) / fpr_limit)
+
+
+def metric_text(value) -> str:
+    """A table cell for a metric: a float with 4 decimals ("n/a" for NaN), anything else as str."""
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.4f}"
+    return str(value)

@@ -1,6 +1,6 @@
 """Batch evaluation of trained banks on MVTec AD-layout test sets.
 
-Reports image AUROC for every aggregation (the seed's table), the line's own aggregation chosen
+Reports image AUROC for every aggregation (the reference project's table), the line's own aggregation chosen
 from normal images (with a bootstrap interval), what the bank's own threshold does on the test
 images (detection and false-alarm rates with Wilson intervals), pixel AUROC and PRO; writes CSV +
 Markdown and heat-map overlays.
@@ -22,8 +22,9 @@ from patchline.core.metrics import auroc, pro_score
 from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_image, to_rgb
 from patchline.core.scoring import AGGREGATIONS, aggregate_all
 from patchline.data.datasets import MvtecCategory
-from patchline.formats import metric_text
-from patchline.extractors.embeddings import Extractor, as_image, score_images
+from patchline.core.metrics import metric_text
+from patchline.extractors.embeddings import Extractor, as_image
+from patchline.extractors.image_scores import score_images
 from patchline.report.picks import report_picks
 from patchline.settings import LineSettings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Protocol, Sequence, Union
+from typing import Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -27,12 +27,6 @@ def as_image(item: ImageItem) -> np.ndarray:
     if isinstance(item, np.ndarray):
         return check_pixels(item)
     return load_image(item)
-
-
-class PatchScorer(Protocol):
-    """Anything that scores embeddings against a bank: a loaded `Bank` or a `NearestPatchSearch`."""
-
-    def patch_scores(self, embeddings: np.ndarray) -> np.ndarray: ...
 
 
 def iter_features(
@@ -71,10 +65,3 @@ def iter_embeddings(
     """
     for start, features, _ in iter_features(items, extractor, settings, progress):
         yield start, embed(features, settings.layers, settings.patchsize, settings.target_dim)
-
-
-def score_images(items: Sequence[ImageItem], bank: PatchScorer, extractor: Extractor, settings: LineSettings,
-                 progress: str | None = None) -> np.ndarray:
-    """Patch scores (N, h, w) float32 of images (paths or arrays) against a bank: the one scoring path
-    of training's calibration, `evaluate` and the benchmarks."""
-    return np.concatenate([bank.patch_scores(emb) for _, emb in iter_embeddings(items, extractor, settings, progress)])

@@ -1,4 +1,4 @@
-"""torchvision-style ``.pth`` → MindSpore ``.ckpt`` (the seed's ``pthtockpt``), strict both ways."""
+"""torchvision-style ``.pth`` → MindSpore ``.ckpt`` (the reference project's ``pthtockpt``), strict both ways."""
 
 from __future__ import annotations
 

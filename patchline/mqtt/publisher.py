@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from patchline.formats import iso_utc
+from patchline.timestamps import iso_utc
 from patchline.mqtt.broker import BrokerSettings, make_client
 from patchline.mqtt.outbox import Message, Outbox
 from patchline.mqtt.payload import encode_payload

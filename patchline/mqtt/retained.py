@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from patchline.formats import iso_utc
+from patchline.timestamps import iso_utc
 from patchline.mqtt.outbox import Message, Outbox
 from patchline.mqtt.payload import encode_payload
 from patchline.mqtt.topics import bank_topic, camera_topic

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from patchline.errors import PatchlineError
-from patchline.formats import shape_text
+from patchline.pipeline.geometry import shape_text
 from patchline.pipeline.config import ElementConfig, StreamConfig, load_pipeline
 from patchline.pipeline.elements import StreamContext
 

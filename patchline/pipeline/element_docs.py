@@ -1,5 +1,6 @@
-"""The pipeline element reference (docs/pipeline-elements.md), written from the element classes
-themselves so it cannot drift from the code: `python -m patchline.pipeline.reference > docs/pipeline-elements.md`.
+"""Writes docs/pipeline-elements.md, the pipeline element reference, from the element classes
+themselves so it cannot drift from the code:
+`python -m patchline.pipeline.element_docs > docs/pipeline-elements.md` (tests/test_docs.py checks it).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def element_reference() -> str:
            "here* are checked and accepted so an SDK file loads unchanged; a value other than the default",
            "is listed once, in a warning at load and in `patchline check`.",
            "",
-           "Written from the code by `python -m patchline.pipeline.reference`; a test keeps it current.", "",
+           "Written from the code by `python -m patchline.pipeline.element_docs`; a test keeps it current.", "",
            "## Common props of every `mxpi_*` element", ""]
     out += _props_table(COMMON_PROPS)
     for factory in FACTORIES:

@@ -56,7 +56,7 @@ def one_of(*choices: str) -> Callable[[str], str]:
         if text not in choices:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return text
-    parse.choices = choices  # shown by the element reference (pipeline/reference.py)
+    parse.choices = choices  # shown by the element reference (pipeline/element_docs.py)
     return parse
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from patchline.formats import iso_utc
+from patchline.timestamps import iso_utc
 
 
 @dataclass(eq=False)

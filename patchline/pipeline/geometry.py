@@ -16,6 +16,12 @@ from typing import Any, Callable
 from patchline.errors import PatchlineError
 
 
+
+def shape_text(dims) -> str:
+    """A tensor shape for messages: (N, 40, 28, 28), symbolic dims (a dynamic batch) shown as N."""
+    return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in dims) + ")"
+
+
 @dataclass(frozen=True)
 class ModelOutputs:
     """A model element's file and its outputs (onnxruntime NodeArg: name, shape)."""

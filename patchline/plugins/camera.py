@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from patchline.formats import redacted_url
+from patchline.urls import redacted_url
 
 log = logging.getLogger("patchline.camera")
 

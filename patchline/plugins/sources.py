@@ -111,7 +111,7 @@ class RtspSrc(Element):
 
     def __init__(self, name, props, context):
         super().__init__(name, props, context)
-        from patchline.formats import redacted_url
+        from patchline.urls import redacted_url
         from patchline.plugins.camera import RtspCamera
 
         self.url = props["rtspUrl"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from patchline.errors import PatchlineError
-from patchline.formats import shape_text
+from patchline.pipeline.geometry import shape_text
 from patchline.paths import models_dir
 from patchline.extractors.onnx import model_name_facts, open_session, resolve_model_path
 from patchline.pipeline.elements import Element, Prop, Where, non_negative_int, one_of, validate_props

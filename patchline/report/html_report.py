@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from patchline.core.scoring import AGGREGATIONS, is_defect
-from patchline.formats import metric_text
+from patchline.core.metrics import metric_text
 from patchline.report.plots import roc_plot, score_histogram
 
 _KINDS = {

@@ -19,7 +19,8 @@ from patchline.core.calibration import calibrate, check_image_count, holdout_spl
 from patchline.core.coreset import RandomProjection, select_from_projection
 from patchline.core.search import NearestPatchSearch
 from patchline.core.symmetry import symmetric_copy
-from patchline.extractors.embeddings import Extractor, ImageItem, as_image, iter_embeddings, score_images
+from patchline.extractors.embeddings import Extractor, ImageItem, as_image, iter_embeddings
+from patchline.extractors.image_scores import score_images
 from patchline.settings import LineSettings
 
 
