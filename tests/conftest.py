@@ -6,7 +6,9 @@ binary fails the test with the Debian package to install (CI installs them), nev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -91,6 +93,34 @@ def mosquitto_broker_persistent(tmp_path):
 
 
 # -- MQTT collector ----------------------------------------------------------------------------
+
+class _Said(logging.Handler):
+    """Sets `event` when a log record containing `text` is emitted (a listener's "subscribed" line)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text, self.event = text, threading.Event()
+
+    def emit(self, record):
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+@contextlib.contextmanager
+def said(logger: str, text: str):
+    """Within the block, the yielded Event is set once `logger` logs a line containing `text`: how
+    a test waits for a listener to be subscribed (it logs so after the SUBACK), never a fixed sleep."""
+    handler = _Said(text)
+    target = logging.getLogger(logger)
+    old_level = target.level
+    target.setLevel(logging.INFO)
+    target.addHandler(handler)
+    try:
+        yield handler.event
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(old_level)
+
 
 class MqttCollector:
     """Subscribes (QoS 1) and records (topic, payload dict | str, retain) thread-safely."""

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import said
 from patchline.app.alarms import format_alarm, run_alarms
 from patchline.errors import PatchlineError
 from patchline.mqtt.broker import BrokerSettings
@@ -24,10 +25,13 @@ def _alarm(i: int, camera: str = "cam1") -> dict:
 
 
 def _run_in_thread(**kwargs):
+    """run_alarms in a thread, returned once it is subscribed (it logs so after the SUBACK)."""
     out = io.StringIO()
     box = {}
-    t = threading.Thread(target=lambda: box.setdefault("rc", run_alarms(out=out, **kwargs)), daemon=True)
-    t.start()
+    with said("patchline.mqtt", "listening for alarms") as subscribed:
+        t = threading.Thread(target=lambda: box.setdefault("rc", run_alarms(out=out, **kwargs)), daemon=True)
+        t.start()
+        assert subscribed.wait(15)
     return t, out, box
 
 
@@ -43,7 +47,6 @@ def _publish(url, tmp_path, line, items):
 
 def test_prints_one_human_line_per_alarm(mosquitto_broker, tmp_path):
     t, out, box = _run_in_thread(url=mosquitto_broker.url, line="L1", json_lines=False, count=3, timeout=20)
-    time.sleep(0.5)  # let it subscribe
     good = {"frame_id": 99, "camera": "cam1", "verdict": "good", "score": 0.1, "threshold": 1.5}
     _publish(mosquitto_broker.url, tmp_path, "L2", [_alarm(8)])  # another line: filtered out
     _publish(mosquitto_broker.url, tmp_path, "L1", [_alarm(1), good, _alarm(2, "cam2"), _alarm(3)])
@@ -60,7 +63,6 @@ def test_prints_one_human_line_per_alarm(mosquitto_broker, tmp_path):
 
 def test_json_lines(mosquitto_broker, tmp_path):
     t, out, box = _run_in_thread(url=mosquitto_broker.url, line=None, json_lines=True, count=2, timeout=20)
-    time.sleep(0.5)
     _publish(mosquitto_broker.url, tmp_path, "L1", [_alarm(1)])
     _publish(mosquitto_broker.url, tmp_path, "L2", [_alarm(2)])
     t.join(20)
@@ -98,7 +100,11 @@ def test_patchline_alarms_command_prints_alarms_and_exits_cleanly(mosquitto_brok
     proc = subprocess.Popen([sys.executable, "-m", "patchline.cli", "alarms", "--mqtt", mosquitto_broker.url,
                              "--line", "L1", "--json", "--count", "1", "--timeout", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)  # let it subscribe
+    for row in proc.stderr:  # subscribed: it says so on stderr after the SUBACK
+        if "listening for alarms" in row:
+            break
+    else:
+        raise AssertionError("patchline alarms ended before it subscribed")
     _publish(mosquitto_broker.url, tmp_path, "L1", [_alarm(5)])
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

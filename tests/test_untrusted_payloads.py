@@ -5,10 +5,8 @@ answer a refused message and keep going. Real Mosquitto; generated hostile paylo
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import logging
 import math
 import queue
 import threading
@@ -17,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import said
 from patchline.app.alarms import format_alarm, run_alarms
 from patchline.dashboard import state as dashboard_state
 from patchline.dashboard.state import DashboardState
@@ -130,32 +129,6 @@ def _publish(url: str, topic: str, *payloads: bytes, retain: bool = False) -> No
     finally:
         client.loop_stop()
         client.disconnect()
-
-
-class _Said(logging.Handler):
-    """Sets `event` when a log record containing `text` is emitted (a listener's "subscribed" line)."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.text, self.event = text, threading.Event()
-
-    def emit(self, record):
-        if self.text in record.getMessage():
-            self.event.set()
-
-
-@contextlib.contextmanager
-def said(logger: str, text: str):
-    handler = _Said(text)
-    target = logging.getLogger(logger)
-    old_level = target.level
-    target.setLevel(logging.INFO)
-    target.addHandler(handler)
-    try:
-        yield handler.event
-    finally:
-        target.removeHandler(handler)
-        target.setLevel(old_level)
 
 
 def test_patchline_alarms_survives_nested_and_nan_alarms_and_prints_the_next_good_one(mosquitto_broker):

@@ -22,6 +22,7 @@ import cv2
 
 from patchline.app.jobs import evaluate_lines, export_backbone, train_line, trained_summary
 from patchline.data.datasets import MvtecCategory
+from patchline.errors import PatchlineError
 from patchline.evaluation.evaluate import summary_table
 from patchline.mqtt.broker import BrokerSettings
 from patchline.mqtt.payload import decode_object
@@ -78,6 +79,19 @@ def collect_verdicts(url: str, sink: list) -> Subscriber:
     return Subscriber(BrokerSettings.from_url(url), camera_filter(LINE, "verdict"), keep).start()
 
 
+def wait_until_listening(alarms: subprocess.Popen) -> None:
+    """Return once the `patchline alarms` process is subscribed: it says "listening for alarms …" on
+    stderr after the broker's SUBACK. Raises PatchlineError with its last words when it ended first."""
+    said = []
+    for row in alarms.stderr:
+        if "listening for alarms" in row:
+            return
+        said.append(row.strip())
+    alarms.wait()
+    last = next((row for row in reversed(said) if row), "nothing on stderr")
+    raise PatchlineError(f"`patchline alarms` ended (exit {alarms.returncode}) before it subscribed: {last}")
+
+
 def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bool) -> int:
     """Export the models, stream test cells through the pipeline to a local broker, check parity."""
     from patchline.app.run import run_pipeline
@@ -99,7 +113,7 @@ def pipeline_leg(out: Path, dataset: Path, banks: Path, results: Path, quick: bo
             # The operator's view: `patchline alarms` in its own process, as on a control-room PC.
             alarms = subprocess.Popen([sys.executable, "-m", "patchline", "alarms", "--mqtt", broker.url,
                                        "--line", LINE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(2.0)  # subscribers are in place before the first frame
+            wait_until_listening(alarms)  # both subscribers are in place before the first frame
             code = run_pipeline(run_settings(project_file("pipeline/elpv_mono.pipeline"), str(folder), broker.url,
                                              camera="demo-cam", banks_root=banks, spool_dir=Path(tmp) / "spool"))
             deadline = time.monotonic() + 10

@@ -71,8 +71,13 @@ def cmd_check(args) -> int:
 
 
 def cmd_alarms(args) -> int:
+    import logging
+
     from patchline.app.alarms import run_alarms
 
+    # stderr says "listening for alarms on TOPIC at HOST:PORT" once subscribed (what a script waits for)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
     return run_alarms(broker_from(args), args.line, args.json, count=args.count, timeout=args.timeout)
 
 
