@@ -1,8 +1,9 @@
 """The built wheel carries the reference project's settings tables and the line pipelines, and finds them
-when it runs outside a checkout (a plant PC gets the wheel, not the repository)."""
+when it runs outside a checkout (a plant PC gets the wheel, not the repository). Built offline."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,11 @@ def test_the_wheel_ships_configs_and_pipelines_and_resolves_them_outside_the_che
     shutil.copytree(REPO / "patchline", source / "patchline", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
-                           capture_output=True, text=True, timeout=600)
+    # Offline: the venv's own setuptools builds it (no isolated build environment to download), and
+    # PIP_NO_INDEX makes any attempt to reach an index fail here rather than pass on a networked machine.
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(source)],
+                           capture_output=True, text=True, timeout=600, env={**os.environ, "PIP_NO_INDEX": "1"})
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("patchline-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
