@@ -2,6 +2,8 @@
 
     PATCHLINE_BANKS        banks root            (default ./faiss-index-precision)
     PATCHLINE_MODELS       converted checkpoints and exported models (default ./models)
+    PATCHLINE_WEIGHTS      backbone weights patchline downloaded itself (default $XDG_CACHE_HOME/patchline/weights,
+                           i.e. ~/.cache/patchline/weights)
     PATCHLINE_SPOOL        alarm spool root      (default ./patchline-spool)
     PATCHLINE_ORT_THREADS  ONNX Runtime intra-op threads per model (default: the CPU count; 1 in the pipeline)
 
@@ -24,6 +26,15 @@ def banks_root() -> Path:
 def models_dir() -> Path:
     """Where converted checkpoints and exported models live: $PATCHLINE_MODELS or ./models."""
     return Path(os.environ.get("PATCHLINE_MODELS", "models"))
+
+
+def weights_cache() -> Path:
+    """Where weights patchline fetched itself are kept: $PATCHLINE_WEIGHTS, else
+    $XDG_CACHE_HOME/patchline/weights (~/.cache/patchline/weights)."""
+    if os.environ.get("PATCHLINE_WEIGHTS"):
+        return Path(os.environ["PATCHLINE_WEIGHTS"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "patchline" / "weights"
 
 
 def spool_root() -> Path:

