@@ -137,3 +137,56 @@ def test_sdk_defaults_that_would_feed_the_models_wrong_pixels_are_refused_naming
     with pytest.raises(ConfigError) as info:
         parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
     assert f"element '{element}', prop '{prop}'" in str(info.value) and words in str(info.value)
+
+
+def test_the_sdks_reserved_metadata_keys_are_accepted_by_dataserialize():
+    stream = sdk_stream(mxpi_dataserialize0={"outputDataKeys": "mxpi_classpostprocessor0,ReservedFrameInfo"})
+    config = parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    assert config.streams["detection"].elements["mxpi_dataserialize0"].parsed["outputDataKeys"] == \
+        ("mxpi_classpostprocessor0", "ReservedFrameInfo")
+    stream = sdk_stream(mxpi_dataserialize0={"outputDataKeys": "mxpi_tensorinfer0,ReservedVisionList"})
+    parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    stream = sdk_stream(mxpi_dataserialize0={"outputDataKeys": "mxpi_tensorinfer0,ReservedSomething"})
+    with pytest.raises(ConfigError, match="names 'ReservedSomething', which is not an element"):
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+
+
+def test_reserved_frame_info_in_the_serialized_result_is_the_sdks():
+    from patchline.pipeline.elements import StreamContext
+    from patchline.pipeline.frame import Frame
+    from patchline.plugins.sinks import DataSerialize
+
+    element = DataSerialize("mxpi_dataserialize0", {"outputDataKeys": ("mxpi_tensorinfer0", "ReservedFrameInfo")},
+                            StreamContext("s", "cam", "p"))
+    frame = Frame("s", 7, "a.png", 0.0, channel=2, meta={"mxpi_tensorinfer0": {"x": 1}})
+    assert element.process(frame).result == {"mxpi_tensorinfer0": {"x": 1},
+                                             "ReservedFrameInfo": {"channelId": 2, "frameId": 7, "isEos": False}}
+
+
+def test_an_unknown_key_does_not_hide_the_elements_prop_problems():
+    stream = sdk_stream()
+    stream["mxpi_imagecrop0"]["extra"] = "x"  # an unknown element key …
+    stream["mxpi_imagecrop0"]["props"]["cropHeight"] = 224  # … a prop that is not a string …
+    stream["mxpi_imagecrop0"]["props"]["cropWidth"] = "wide"  # … and a bad prop value, all on one element
+    stream["mxpi_imageresize0"]["nexxt"] = "y"  # another element's unknown key
+    stream["mxpi_imageresize0"]["props"]["scaleValue"] = "big"
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "5 problems:"
+    text = "\n".join(lines)
+    assert "element 'mxpi_imagecrop0': key 'extra' is not allowed" in text
+    assert "element 'mxpi_imagecrop0', prop 'cropHeight': every prop value must be a string (write \"224\")" in text
+    assert "element 'mxpi_imagecrop0', prop 'cropWidth': bad value 'wide'" in text
+    assert "element 'mxpi_imageresize0': key 'nexxt' is not allowed" in text
+    assert "element 'mxpi_imageresize0', prop 'scaleValue': bad value 'big'" in text
+
+
+def test_an_unknown_factory_and_a_bad_link_are_both_reported():
+    stream = sdk_stream()
+    stream["mxpi_imagecrop0"]["factory"] = "mxpi_nosuch"
+    stream["mxpi_imagecrop0"]["next"] = 5
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline({"detection": stream}, "sdk.pipeline", check_files=False)
+    text = str(info.value)
+    assert "unknown factory 'mxpi_nosuch'" in text and "'next' must be an element name" in text

@@ -103,7 +103,9 @@ class StreamContext:
 
     geometry: what the elements before one told it while the stream was built, in link order (a
     typed StreamGeometry: sizes, models, backbone, and the line the post-process judges).
-    on_result(payload), on_status(camera, state, **extra) and on_bank(line, version) reach the host.
+    on_result(payload), on_status(camera, state, **extra) and on_bank(line, version) reach the host;
+    on_sink(appsink name, frame), when set, takes the whole frame instead of on_result (a host API
+    that answers with every element's metadata, patchline.mindx).
     """
 
     stream: str
@@ -115,6 +117,7 @@ class StreamContext:
     on_result: Callable[[dict], None] = lambda payload: None
     on_status: Callable[..., None] = lambda camera, state, **extra: None
     on_bank: Callable[[str, str], None] = lambda line, version: None
+    on_sink: Callable[[str, Any], None] | None = None
 
     @property
     def line(self) -> str | None:

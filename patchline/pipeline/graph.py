@@ -115,7 +115,7 @@ def _build_source(cfg: StreamConfig, name: str, context: StreamContext, source: 
     """The element for source `name`, or the folder / camera that `source` puts in its place."""
     el = cfg.elements[name]
     if source is None:
-        if el.factory == "appsrc":
+        if el.factory == "appsrc" and not context.options.get("host_fed"):
             raise ConfigError(f"the stream reads {name}, which a host feeds: pass --source FOLDER or --source rtsp://….")
         return el.cls(name, el.parsed, context)
     channel = int(name[len("appsrc"):] or 0) if el.factory == "appsrc" else int(el.parsed.get("channelId") or 0)

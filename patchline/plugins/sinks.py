@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from patchline.pipeline.stream_graph import RESERVED_KEYS
 from patchline.pipeline.elements import Element, Prop, name_list, positive_int
 
 
@@ -14,8 +15,17 @@ def _fallback(frame) -> dict:
     return result
 
 
+def reserved_value(frame, key: str):
+    """The SDK's reserved metadata of a frame: ReservedFrameInfo (channel, frame id, end of stream) as
+    the SDK writes it; ReservedVisionList is accepted but None (patchline keeps no SDK vision list)."""
+    if key == "ReservedFrameInfo":
+        return {"channelId": int(frame.channel), "frameId": int(frame.frame_id), "isEos": False}
+    return None
+
+
 class DataSerialize(Element):
-    """The result of the elements named in outputDataKeys: one key → its payload, several → {key: payload}."""
+    """The result of the elements named in outputDataKeys: one key → its payload, several → {key: payload}.
+    The SDK's reserved keys (ReservedFrameInfo, ReservedVisionList) give the frame's own metadata."""
 
     FACTORY = "mxpi_dataserialize"
     PROPS = {"outputDataKeys": Prop(required=True, parse=name_list, help="element names, comma-separated")}
@@ -26,10 +36,11 @@ class DataSerialize(Element):
         self.keys = props["outputDataKeys"]
 
     def process(self, frame):
-        if len(self.keys) == 1:
+        if len(self.keys) == 1 and self.keys[0] not in RESERVED_KEYS:
             frame.result = frame.meta.get(self.keys[0]) or _fallback(frame)
         else:
-            frame.result = {key: frame.meta.get(key) for key in self.keys}
+            frame.result = {key: reserved_value(frame, key) if key in RESERVED_KEYS else frame.meta.get(key)
+                            for key in self.keys}
         return frame
 
 
@@ -41,5 +52,8 @@ class AppSink(Element):
     handles_errors = True
 
     def process(self, frame):
-        self.context.on_result(frame.result if frame.result is not None else _fallback(frame))
+        if self.context.on_sink is not None:
+            self.context.on_sink(self.name, frame)
+        else:
+            self.context.on_result(frame.result if frame.result is not None else _fallback(frame))
         return None

@@ -7,6 +7,7 @@ folder) or the event is set (a camera).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from pathlib import Path
@@ -23,11 +24,16 @@ log = logging.getLogger(__name__)
 
 class AppSrc(Element):
     """A source a host feeds (MindX appsrc). `patchline run` replaces it with the --source folder or
-    camera, so a stream that still reads it at run time has nothing to read."""
+    camera; a host application (patchline.mindx's StreamManagerApi: stream option `host_fed`) puts
+    Frames into `feed` and None to end the stream. Without a host a stream reading it has nothing to read."""
 
     FACTORY = "appsrc"
     PROPS = {"blocksize": Prop(parse=positive_int, ignored="frames are read whole")}
     is_source = True
+
+    def __init__(self, name, props, context):
+        super().__init__(name, props, context)
+        self.feed: queue.Queue = queue.Queue(maxsize=64)  # the host waits when the stream is this far behind
 
     @property
     def channel(self) -> int:
@@ -35,8 +41,17 @@ class AppSrc(Element):
         return int(self.name[len("appsrc"):] or 0)
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
-                             f"FOLDER or --source rtsp://….")
+        if not self.context.options.get("host_fed"):
+            raise PatchlineError(f"stream '{self.context.stream}' reads {self.name}: give it frames with --source "
+                                 f"FOLDER or --source rtsp://….")
+        while not stop.is_set():
+            try:
+                frame = self.feed.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if frame is None:
+                return
+            yield frame
 
 
 class FolderSource(Element):

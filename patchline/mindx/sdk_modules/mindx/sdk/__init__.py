@@ -1,0 +1,1 @@
+"""`import mindx.sdk.MxpiDataType_pb2` for SDK applications run by `python -m patchline.mindx`."""
