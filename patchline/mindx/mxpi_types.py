@@ -122,7 +122,8 @@ def file_descriptor_proto() -> descriptor_pb2.FileDescriptorProto:
 
 
 POOL = descriptor_pool.DescriptorPool()  # our own pool: never clashes with the SDK's generated module
-DESCRIPTOR = POOL.Add(file_descriptor_proto())
+POOL.Add(file_descriptor_proto())  # returns None in some protobuf versions: look the file up instead
+DESCRIPTOR = POOL.FindFileByName(FILE_NAME)
 MESSAGES = {name: message_factory.GetMessageClass(DESCRIPTOR.message_types_by_name[name]) for name in FIELDS}
 globals().update(MESSAGES)
 for _enum, _values in ENUMS.items():
