@@ -25,20 +25,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def train_and_score(settings, split) -> dict:
+    """Train `settings`' bank on an ElpvSplit's training cells with `patchline train`'s code and score its
+    test cells (normals first, then defects) against it. Returns {"meta": BankMeta, "patch_scores":
+    (N, h, w) float32, "train_s", "train_cpu_s", "score_s", "index_bytes"}; the bank is thrown away."""
+    from patchline.bank.store import load_bank
+    from patchline.extractors.image_scores import score_images
+    from patchline.models.mindspore_extractor import load_extractor
+    from patchline.training.train import build_bank
+
+    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
+    with tempfile.TemporaryDirectory() as banks:
+        began, began_cpu = time.perf_counter(), time.process_time()
+        result = build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
+        train_s, train_cpu_s = time.perf_counter() - began, time.process_time() - began_cpu
+        bank = load_bank(Path(banks), settings.line)
+        began = time.perf_counter()
+        patch_scores = score_images(list(split.test_normal) + list(split.test_defect), bank, extractor, settings)
+        return {"meta": bank.meta, "patch_scores": patch_scores, "train_s": train_s, "train_cpu_s": train_cpu_s,
+                "score_s": time.perf_counter() - began,
+                "index_bytes": (result.bank_dir / "index.faiss").stat().st_size}
+
+
 def run_one(cell_type: str, coreset: float | None, size: int | None = None, calibration: str | None = None,
             config: Path = ROOT / "configs" / "elpv.yaml") -> dict:
     """Train + score one cell type in this process; return the measurements."""
     import numpy as np
 
-    from patchline.bank.store import Bank
     from patchline.core.metrics import auroc
     from patchline.core.intervals import binomial_range, bootstrap_auroc, operating_point, threshold_for_rate
     from patchline.core.scoring import AGGREGATIONS, aggregate_all
     from patchline.data.datasets import elpv_split
-    from patchline.extractors.image_scores import score_images
-    from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
-    from patchline.training.train import build_bank
 
     settings = load_category_table(config).get(f"elpv-{cell_type}")
     if coreset:
@@ -48,41 +66,31 @@ def run_one(cell_type: str, coreset: float | None, size: int | None = None, cali
     if calibration:
         settings = settings.replace(calibration=calibration)
     split = elpv_split(cell_type)
-    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
-    with tempfile.TemporaryDirectory() as banks:
-        began = time.perf_counter()
-        result = build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
-        train_s = time.perf_counter() - began
-        index_bytes = (result.bank_dir / "index.faiss").stat().st_size
-        from patchline.bank.store import load_bank
-
-        bank: Bank = load_bank(Path(banks), settings.line)
-        test = list(split.test_normal) + list(split.test_defect)
-        labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
-        began = time.perf_counter()
-        patch_scores = score_images(test, bank, extractor, settings)
-        score_s = time.perf_counter() - began
+    trained = train_and_score(settings, split)
+    meta, patch_scores, train_s, score_s = trained["meta"], trained["patch_scores"], trained["train_s"], trained["score_s"]
+    index_bytes = trained["index_bytes"]
+    labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(split.test_defect))]
     scores = aggregate_all(patch_scores)
-    chosen = result.meta.aggregation
-    point = operating_point(labels, scores[chosen], result.meta.threshold)
+    chosen = meta.aggregation
+    point = operating_point(labels, scores[chosen], meta.threshold)
     good = scores[chosen][labels == 0]
     at_test = {rate: operating_point(labels, scores[chosen], threshold_for_rate(good, rate)).as_dict()
                for rate in (0.01, 0.02)}
-    policy = result.meta["threshold_policy"]
+    policy = meta["threshold_policy"]
     return {
         "cell_type": cell_type, "n_train": len(split.train), "n_test_normal": len(split.test_normal),
         "n_test_defect": len(split.test_defect), "auroc": {a: auroc(labels, scores[a]) for a in AGGREGATIONS},
         "chosen": chosen, "chosen_auroc": auroc(labels, scores[chosen]), "train_s": train_s,
-        "score_ms_per_image": 1000 * score_s / len(test),
+        "score_ms_per_image": 1000 * score_s / len(labels),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "bank_patches": result.meta.n_patches, "bank_dim": result.meta.embedding_dim,
+        "bank_patches": meta.n_patches, "bank_dim": meta.embedding_dim,
         "bank_mib": index_bytes / 2**20, "operating_point": point.as_dict(), "operating_text": point.text(),
         "auroc_interval": bootstrap_auroc(labels, scores[chosen])[1:], "at_test_normals": at_test,
         "target": policy["false_alarm_rate"], "promise": policy["promise"]["text"],
         "target_counts": binomial_range(len(good), policy["false_alarm_rate"]), "coreset_ratio": settings.coreset_ratio,
         "imagesize": settings.imagesize, "layers": "+".join(settings.layers), "backbone": settings.backbone,
-        "synthetic_auroc": result.meta["aggregation_choice"]["synthetic_auroc"][chosen],
-        "calibration": settings.calibration, "n_bank_images": result.meta["training"]["n_bank_images"],
+        "synthetic_auroc": meta["aggregation_choice"]["synthetic_auroc"][chosen],
+        "calibration": settings.calibration, "n_bank_images": meta["training"]["n_bank_images"],
     }
 
 

@@ -22,8 +22,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +31,13 @@ LEVERS = ("setting", "symmetries", "tuned", "fused")
 SYMMETRIES = ["hflip", "vflip", "rot180"]
 
 
-def train_and_score(cell_type: str, lever: str, quick: bool = False) -> dict:
+def train_lever(cell_type: str, lever: str, quick: bool = False) -> dict:
     """Train one lever's bank on the split's training cells and score its test cells (this process).
     Returns {aggregation: {"test": [...], "calibration": [...]}} plus the bank's facts."""
-    from patchline.bank.store import load_bank
+    from bench.elpv import train_and_score
     from patchline.core.scoring import aggregate_all
     from patchline.data.datasets import elpv_split
-    from patchline.extractors.image_scores import score_images
-    from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
-    from patchline.training.train import build_bank
 
     config = ROOT / "configs" / ("elpv-%s.tuned.yaml" % cell_type if lever == "tuned" else "elpv.yaml")
     settings = load_category_table(config).get(f"elpv-{cell_type}").replace(calibration="leave_one_out",
@@ -52,14 +47,9 @@ def train_and_score(cell_type: str, lever: str, quick: bool = False) -> dict:
     split = elpv_split(cell_type)
     if quick:  # a smoke test of the bench itself: figures not for reporting
         split = type(split)(cell_type, split.train[:60], split.test_normal[:20], split.test_defect[:20])
-    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
-    with tempfile.TemporaryDirectory() as banks:
-        began = time.process_time()
-        build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
-        train_cpu = time.process_time() - began
-        bank = load_bank(Path(banks), settings.line)
-        patch = score_images(list(split.test_normal) + list(split.test_defect), bank, extractor, settings)
-    meta = bank.meta
+    trained = train_and_score(settings, split)
+    patch, train_cpu = trained["patch_scores"], trained["train_cpu_s"]
+    meta = trained["meta"]
     test = aggregate_all(patch)
     return {"lever": lever, "aggregation": meta.aggregation, "n_patches": meta.n_patches,
             "setting": f"{settings.backbone} {settings.imagesize} px {'+'.join(settings.layers)}, coreset "
@@ -174,7 +164,7 @@ def main(argv=None) -> int:
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(train_and_score(*args.one, quick=args.quick)))
+        print(json.dumps(train_lever(*args.one, quick=args.quick)))
         return 0
     levers = args.levers.split(",")
     for cell_type in args.cell_types.split(","):

@@ -157,24 +157,17 @@ def main() -> int:
 
 def train_chosen(base, chosen, split, labels) -> None:
     """Train the chosen setting as the line (all training cells, the config's calibration) and evaluate it."""
-    from patchline.bank.store import load_bank
+    from bench.elpv import train_and_score
     from patchline.core.metrics import auroc
     from patchline.core.scoring import aggregate_all
-    from patchline.extractors.image_scores import score_images
-    from patchline.models.mindspore_extractor import load_extractor
-    from patchline.training.train import build_bank
 
     settings = chosen.candidate.settings(base).replace(aggregation=chosen.aggregation)
-    extractor, facts = load_extractor(settings.backbone, settings.layers, cache_dir=ROOT / "models")
-    with tempfile.TemporaryDirectory() as banks:
-        began = time.perf_counter()
-        build_bank(settings, list(split.train), Path(banks), extractor, facts, progress=False)
-        seconds = time.perf_counter() - began
-        bank = load_bank(Path(banks), settings.line)
-        test = list(split.test_normal) + list(split.test_defect)
-        scores = aggregate_all(score_images(test, bank, extractor, settings), [bank.meta.aggregation])
-    print(f"chosen setting trained as the line ({settings.calibration}, {seconds:.0f} s): bank {bank.meta.n_patches} "
-          f"patches, aggregation {bank.meta.aggregation}, test image AUROC {auroc(labels, scores[bank.meta.aggregation]):.4f}")
+    trained = train_and_score(settings, split)
+    meta = trained["meta"]
+    scores = aggregate_all(trained["patch_scores"], [meta.aggregation])
+    print(f"chosen setting trained as the line ({settings.calibration}, {trained['train_s']:.0f} s): bank "
+          f"{meta.n_patches} patches, aggregation {meta.aggregation}, test image AUROC "
+          f"{auroc(labels, scores[meta.aggregation]):.4f}")
 
 
 if __name__ == "__main__":
