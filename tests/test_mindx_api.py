@@ -4,16 +4,13 @@ tests/mindx_apps/ (no patchline import) run unchanged with `python -m patchline.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from mindx_support import run_app
 
-from pipeline_support import LINE, REPO, prepare_trained_line
+from pipeline_support import LINE, prepare_trained_line
 
-APPS = REPO / "tests" / "mindx_apps"
 LAYER2 = "models/efficientnet_lite0_224_layer2.onnx"
 LAYER3 = "models/efficientnet_lite0_224_layer3.onnx"
 
@@ -21,14 +18,6 @@ LAYER3 = "models/efficientnet_lite0_224_layer3.onnx"
 @pytest.fixture(scope="module")
 def line(tmp_path_factory):
     return prepare_trained_line(tmp_path_factory.getbasetemp() / "pipeline-line")
-
-
-def run_app(app: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "patchline.mindx", str(APPS / app), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.returncode == 0, f"{app} exit {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def test_a_reference_style_feature_extractor_gets_patchlines_features(line, tmp_path):

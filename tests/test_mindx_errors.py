@@ -6,25 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from mindx_support import run_app
 
 pytestmark = pytest.mark.runtime  # runs in the runtime-only install too (scripts/runtime_check.sh)
 
-APPS = Path(__file__).resolve().parent / "mindx_apps"
-
-
-def run_app(app: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "patchline.mindx", str(APPS / app), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.returncode == 0, f"{app} exit {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def test_error_paths_give_the_sdks_return_codes_without_a_traceback(tmp_path):
-    done = run_app("error_paths.py", cwd=tmp_path)
+    done = run_app("error_paths.py", cwd=tmp_path, timeout=120)
     codes = json.loads(done.stdout)
     assert codes == {
         "create_before_init": -1, "init": 0, "bad_json": 6005, "empty": 1004, "unknown_factory": 6005,

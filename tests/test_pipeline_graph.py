@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pipeline_files import write_decoder_pipeline
 
 from patchline.pipeline.config import parse_pipeline
 from patchline.pipeline.frame import EOS, Frame
@@ -142,7 +143,6 @@ def test_two_workers_of_an_element_keep_the_frames_in_order(tmp_path, monkeypatc
 
 
 def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a_folder(tmp_path):
-    import json
     import time
 
     import pytest
@@ -153,12 +153,7 @@ def test_run_reads_a_folder_at_a_cameras_pace_with_fps_and_refuses_fps_without_a
 
     write_frames(tmp_path / "frames", 6, broken=-1)
     path = tmp_path / "t.pipeline"
-    path.write_text(json.dumps({"s": {
-        "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
-        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
-                               "next": "appsink0"},
-        "appsink0": {"factory": "appsink"},
-    }}))
+    write_decoder_pipeline(path)
 
     def timed_run(**options) -> list[float]:
         """When each frame entered the stream (its file read), as run_pipeline ran it."""

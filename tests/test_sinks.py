@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from pipeline_files import write_decoder_pipeline
 
 from patchline.app.run import run_pipeline
 from patchline.app.run_settings import RunSettings, SnapshotSinkOptions, run_settings
@@ -41,12 +41,7 @@ def _frames_and_pipeline(tmp_path: Path, n: int) -> Path:
         else:
             cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((40, 60, 3), i * 10, np.uint8))
     path = tmp_path / "t.pipeline"
-    path.write_text(json.dumps({"s": {
-        "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
-        "mxpi_imagedecoder0": {"factory": "mxpi_imagedecoder", "props": {"outputDataFormat": "RGB"},
-                               "next": "appsink0"},
-        "appsink0": {"factory": "appsink"},
-    }}))
+    write_decoder_pipeline(path)
     return path
 
 
