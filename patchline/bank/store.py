@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import faiss
 import numpy as np
@@ -107,14 +107,44 @@ def write_bank(root: Path, line: str, patches: np.ndarray, meta: Mapping, search
     search: "exact", "hnsw" (also builds and writes the graph index, `ef_search` candidates per
     query) or "auto" (hnsw from settings.SEARCH_AUTO_WORK patches × dims on). Returns the new version folder.
     """
-    check_name(line, "line")
     patches = np.ascontiguousarray(patches, dtype=np.float32)
+
+    def fill(staging: Path) -> dict:
+        index = faiss.IndexFlatL2(patches.shape[1])
+        index.add(patches)
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        search_record = _write_search_index(staging, patches, search, ef_search)
+        return {**meta, "format": FORMAT, "line": line, "embedding_dim": int(patches.shape[1]),
+                "n_patches": int(patches.shape[0]), "index_sha256": sha256_file(staging / INDEX_FILE),
+                "search": search_record}
+    return _publish_version(root, line, fill)
+
+
+def write_derived_version(root: Path, line: str, source: Path, changes: Mapping) -> Path:
+    """A new version of `line` with the patches and search index of version folder `source` (hard
+    links, or copies across file systems: bank files are never written in place) and its bank.json
+    with `changes` applied; checked, renamed into place and made CURRENT. Returns the new folder."""
+    def fill(staging: Path) -> dict:
+        full = {**read_meta(source).as_dict(), **changes}
+        for name in (INDEX_FILE, full["search"].get("file")):
+            if name:
+                _link_or_copy(source / name, staging / name)
+        return full
+    return _publish_version(root, line, fill)
+
+
+def _publish_version(root: Path, line: str, fill: Callable[[Path], dict]) -> Path:
+    """The one way a version is written: leftovers of crashed writes removed, the line's writer lock
+    held, `fill(staging)` writing the bank files into a hidden staging folder and returning bank.json's
+    fields, then version / created / patchline_version added, the record checked, the folder renamed
+    into place and CURRENT replaced. A failed write is one BankError; the live bank stays."""
+    check_name(line, "line")
     line_dir = Path(root) / line
     try:
         line_dir.mkdir(parents=True, exist_ok=True)
         remove_leftovers(line_dir)
         with writing(line_dir):
-            version = _write_version(line_dir, line, patches, meta, search, ef_search)
+            version = _write_version(line_dir, line, fill)
             write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
     except (OSError, RuntimeError) as exc:  # RuntimeError: faiss's own words for a failed write
         raise BankError(f"cannot write a new bank of line {line} in {line_dir}: {_write_failure(exc, line_dir)}; "
@@ -133,23 +163,14 @@ def _write_failure(exc: BaseException, folder: Path) -> str:
     return f"the disk refused the write ({free // 1024} KiB free)"
 
 
-def _write_version(line_dir: Path, line: str, patches: np.ndarray, meta: Mapping, search: str,
-                   ef_search: int) -> str:
+def _write_version(line_dir: Path, line: str, fill: Callable[[Path], dict]) -> str:
     """Write a version folder through a hidden staging folder (removed on any failure); its name."""
     version = new_version(line_dir)
     staging = Path(tempfile.mkdtemp(dir=line_dir, prefix=f".{version}."))
     try:
-        index = faiss.IndexFlatL2(patches.shape[1])
-        index.add(patches)
-        faiss.write_index(index, str(staging / INDEX_FILE))
-        search_record = _write_search_index(staging, patches, search, ef_search)
-        full = dict(meta)
-        full.update(
-            format=FORMAT, line=line, version=version, embedding_dim=int(patches.shape[1]),
-            n_patches=int(patches.shape[0]), index_sha256=sha256_file(staging / INDEX_FILE), search=search_record,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            patchline_version=__version__,
-        )
+        full = fill(staging)
+        full.update(version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    patchline_version=__version__)
         BankMeta.parse(full, f"bank.json of the new {line} bank")  # never write a bank no reader accepts
         (staging / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         os.rename(staging, line_dir / version)
@@ -157,30 +178,6 @@ def _write_version(line_dir: Path, line: str, patches: np.ndarray, meta: Mapping
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return version
-
-
-def write_derived_version(root: Path, line: str, source: Path, changes: Mapping) -> Path:
-    """A new version of `line` with the patches and search index of version folder `source` (hard
-    links, or copies across file systems: bank files are never written in place) and its bank.json
-    with `changes` applied; checked, renamed into place and made CURRENT. Returns the new folder."""
-    line_dir = Path(root) / line
-    version = new_version(line_dir)
-    staging = Path(tempfile.mkdtemp(dir=line_dir, prefix=f".{version}."))
-    try:
-        full = {**read_meta(source).as_dict(), **changes}
-        for name in (INDEX_FILE, full["search"].get("file")):
-            if name:
-                _link_or_copy(source / name, staging / name)
-        full.update(version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    patchline_version=__version__)
-        BankMeta.parse(full, f"bank.json of the new {line} bank")
-        (staging / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-        os.rename(staging, line_dir / version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    write_text_atomic(line_dir / CURRENT_FILE, version + "\n")
-    return line_dir / version
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
