@@ -41,22 +41,35 @@ def model_cost_ms(paths: dict[str, Path], imagesize: int) -> dict[str, float]:
 
 def trial_table(trials, chosen, cores: int, budget_fps: float | None) -> str:
     """The text table of every trial, the chosen one marked with *."""
-    head = (f"{'':2}{'backbone':<20}{'size':>5}{'layers':>15}{'patch':>6}{'coreset':>8}{'patches':>9}"
-            f"{'proxy AUROC':>12}{'aggregation':>12}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
+    head = (f"{'':2}{'backbone':<20}{'size':>5}{'resize':>7}{'layers':>15}{'patch':>6}{'coreset':>8}{'patches':>9}"
+            f"{'rung':>5}{'proxy AUROC':>12}{'aggregation':>12}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
     rows = [head]
     for t in trials:
         c = t.candidate
         fps = t.frames_per_second(cores)
         mark = "*" if t is chosen else ("-" if budget_fps is not None and fps < budget_fps else " ")
-        rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{'+'.join(c.layers):>15}{c.patchsize:>6}"
-                    f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.best_auroc:>12.4f}{t.aggregation:>12}{t.search:>7}"
+        rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{c.resize:>7}{'+'.join(c.layers):>15}{c.patchsize:>6}"
+                    f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.rung:>5}{t.best_auroc:>12.4f}{t.aggregation:>12}{t.search:>7}"
                     f"{t.cpu_ms:>8.1f}{fps:>9.0f}")
     return "\n".join(rows)
 
 
-def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: str, cores: int,
-                       budget_fps: float | None) -> None:
-    """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial."""
+def _tried(t, chosen, cores: int) -> dict:
+    """One trial as the tuned config records it."""
+    c = t.candidate
+    return {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize, "layers": list(c.layers),
+            "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio, "bank_patches": t.bank_patches,
+            "rung": t.rung, "bank_images": t.bank_images, "proxy_auroc": round(t.best_auroc, 4),
+            "families": {k: round(v, 4) for k, v in t.families.items()}, "aggregation": t.aggregation,
+            "search": t.search, "cpu_ms": {k: round(v, 2) for k, v in t.cost_ms.items()},
+            "search_ms_scaled_from_sample": t.cost_estimated,
+            "estimated_fps": round(t.frames_per_second(cores), 1), "chosen": t is chosen}
+
+
+def write_tuned_config(path: Path, base: LineSettings, trials, chosen, images: "TuneImages", cores: int,
+                       budget_fps: float | None, warning: str | None = None) -> None:
+    """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial
+    (and `no_good_setting`: the sentence tune ended with, when no setting was good)."""
     c = chosen.candidate
     line_settings = {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize,
                      "layers": list(c.layers), "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio,
@@ -69,53 +82,61 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, source: s
         "defaults": defaults,
         "categories": {base.line: line_settings},
         "tune": {
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "images": source, "cores": cores,
-            "budget_fps": budget_fps,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "images": images.source, "cores": cores,
+            "budget_fps": budget_fps, "defects": images.defects_source, "n_defects": len(images.defects),
+            "no_good_setting": warning,
             "proxy": "best aggregation's AUROC: a quarter of the good images (never in the proxy bank) against the "
-                     "same images with two subtle synthetic defects each (crack, dark region, texture change, spot)",
+                     "same images with two subtle synthetic defects each (crack, dark region, texture change, spot); "
+                     "with --defects, blended with the known-bad images' AUROC (weight n / (n + 5)); those images "
+                     "are only scored, never in a bank or a threshold",
+            "halving": "rung 1: every setting on a sample of the good images; rung 2: the best few on all of them; "
+                       "the choice is among rung 2's",
             "cost": "CPU ms per frame: preprocess + exported models (onnxruntime, 1 thread) + embed + search "
-                    "(as the pipeline searches that bank) + overhead; est. fps = cores × 1000 / CPU ms × 0.7",
-            "tried": [{"backbone": t.candidate.backbone, "imagesize": t.candidate.imagesize,
-                       "resize": t.candidate.resize, "layers": list(t.candidate.layers),
-                       "patchsize": t.candidate.patchsize, "coreset_ratio": t.candidate.coreset_ratio,
-                       "bank_patches": t.bank_patches,
-                       "proxy_auroc": round(t.best_auroc, 4), "aggregation": t.aggregation, "search": t.search,
-                       "cpu_ms": {k: round(v, 2) for k, v in t.cost_ms.items()},
-                       "estimated_fps": round(t.frames_per_second(cores), 1), "chosen": t is chosen}
-                      for t in trials],
+                    "(as the pipeline searches that bank; rung 1's exact search scaled from its sample bank) + "
+                    "overhead; est. fps = cores × 1000 / CPU ms × 0.7",
+            "tried": [_tried(t, chosen, cores) for t in trials],
         },
     }
-    header = (f"# Written by `patchline tune` for line {base.line} from the good images in {source}.\n"
-              f"# Train with: patchline train --line {base.line} --images {source} --config {path}\n")
+    header = (f"# Written by `patchline tune` for line {base.line} from the good images in {images.source}.\n"
+              f"# Train with: patchline train --line {base.line} --images {images.source} --config {path}\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(record, sort_keys=False, width=120, allow_unicode=True))
 
 
 @dataclass(frozen=True)
 class TuneGrid:
-    """The settings `patchline tune` tries: every combination of these (patchsizes None: the base line's)."""
+    """The settings `patchline tune` tries: every combination of these (patchsizes None: the base line's;
+    geometries 'line' and / or 'whole'), and how many of them rung 2 tries on every image."""
 
     backbones: Sequence[str]
     sizes: Sequence[int]
     layer_sets: Sequence[tuple[str, ...]]
     ratios: Sequence[float]
     patchsizes: Sequence[int] | None = None
+    geometries: Sequence[str] = ("line",)
+    keep: int = 4
 
 
-def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, grid: TuneGrid,
-             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True) -> int:
-    """Tune `base.line` on `items` (good images) over `grid`, print the table, write `out`; returns 0.
+@dataclass(frozen=True)
+class TuneImages:
+    """What tune reads: the good images (and where from), and optional known-bad images (scored only)."""
 
-    PatchlineError (one sentence) when no setting meets the budget; nothing is written then."""
+    good: Sequence
+    source: str
+    defects: Sequence = ()
+    defects_source: str | None = None
+
+
+def _tune_trials(base: LineSettings, images: TuneImages, grid: TuneGrid, budget_fps, cores: int,
+                 weights: Path | None, progress: bool) -> list:
+    """Every trial of the grid on `images` (exported models timed in a scratch folder)."""
     from patchline.app.jobs import cached_extractor, export_backbone
-    from patchline.training.tune import candidate_grid, choose, tune_line
+    from patchline.training.tune import TuneHooks, candidate_grid, tune_line
 
-    if budget_fps is not None and not budget_fps > 0:
-        raise ConfigError(f"--budget-fps must be a positive number, not {budget_fps}.")
-    candidates = candidate_grid(base, grid.backbones, grid.sizes, grid.layer_sets, grid.ratios, grid.patchsizes)
+    candidates = candidate_grid(base, grid.backbones, grid.sizes, grid.layer_sets, grid.ratios, grid.patchsizes,
+                                grid.geometries)
     for c in candidates:  # every setting is checked before anything runs
         c.settings(base)
-    cores = os.cpu_count() or 1
     cache: dict = {}
     costs: dict = {}
     with tempfile.TemporaryDirectory(prefix="patchline-tune-") as scratch:
@@ -129,12 +150,33 @@ def run_tune(base: LineSettings, items: Sequence, source: str, out: Path, grid: 
                 costs[key] = model_cost_ms(paths, candidate.imagesize)
             return costs[key]
 
-        trials = tune_line(base, items, candidates, extractor_for, model_ms_for, progress)
+        fits = None if budget_fps is None else (lambda t: t.frames_per_second(cores) >= budget_fps)
+        return tune_line(base, images.good, candidates, TuneHooks(extractor_for, model_ms_for, fits), progress,
+                         defects=images.defects, keep=grid.keep)
+
+
+def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
+             budget_fps: float | None = None, weights: Path | None = None, progress: bool = True) -> int:
+    """Tune `base.line` on `images` over `grid`, print the table, write `out`; returns 0.
+
+    PatchlineError (one sentence) when no setting meets the budget; nothing is written then. When no
+    setting is good (training/tune.no_good_setting), the sentence is printed last and recorded."""
+    from patchline.training.tune import choose, no_good_setting
+
+    if budget_fps is not None and not budget_fps > 0:
+        raise ConfigError(f"--budget-fps must be a positive number, not {budget_fps}.")
+    cores = os.cpu_count() or 1
+    began = time.perf_counter()
+    trials = _tune_trials(base, images, grid, budget_fps, cores, weights, progress)
     chosen = choose(trials, budget_fps, cores)
+    warning = no_good_setting(chosen, grid.sizes)
     print(trial_table(trials, chosen, cores, budget_fps))
-    write_tuned_config(out, base, trials, chosen, source, cores, budget_fps)
+    write_tuned_config(out, base, trials, chosen, images, cores, budget_fps, warning)
     c = chosen.candidate
     print(f"chosen for line {base.line}: {c.label()}, aggregation {chosen.aggregation} (proxy AUROC "
-          f"{chosen.best_auroc:.4f}, about {chosen.frames_per_second(cores):.0f} frames/s on {cores} cores)\n"
-          f"wrote {out}; train with: patchline train --line {base.line} --images {source} --config {out}")
+          f"{chosen.best_auroc:.4f}, about {chosen.frames_per_second(cores):.0f} frames/s on {cores} cores; "
+          f"tuned in {(time.perf_counter() - began) / 60:.1f} min)\n"
+          f"wrote {out}; train with: patchline train --line {base.line} --images {images.source} --config {out}")
+    if warning:
+        print(warning)
     return 0

@@ -9,6 +9,13 @@ from patchline.errors import ConfigError
 from patchline.cli.types import existing_folder, file_to_write, integer, listing, name, number, regular_file, text_file
 
 DEFAULT_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
+MAX_DEFECTS = 200
+
+
+def _geometry(text: str) -> str:
+    if text not in ("line", "whole"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not line (the base line's resize / crop) or whole (no crop)")
+    return text
 
 
 def _layer_set(text: str) -> tuple[str, ...]:
@@ -20,7 +27,7 @@ def _layer_set(text: str) -> tuple[str, ...]:
 
 def cmd_tune(args) -> int:
     from patchline.app.resolve import line_base
-    from patchline.app.tune import TuneGrid, run_tune
+    from patchline.app.tune import TuneGrid, TuneImages, run_tune
     from patchline.data.datasets import good_images
     from patchline.settings import check_layers
 
@@ -29,9 +36,14 @@ def cmd_tune(args) -> int:
     out = args.out or Path(f"{args.line}.tuned.yaml")
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; pass --out FILE for the line config to write.")
-    grid = TuneGrid(args.grid_backbones, args.grid_sizes, layer_sets, args.grid_coreset, args.grid_patchsize)
-    return run_tune(base, good_images(args.images), str(args.images), out, grid, args.budget_fps, args.weights,
-                    not args.quiet)
+    grid = TuneGrid(args.grid_backbones, args.grid_sizes, layer_sets, args.grid_coreset, args.grid_patchsize,
+                    args.grid_geometry, args.keep)
+    defects = good_images(args.defects) if args.defects else []
+    if len(defects) > MAX_DEFECTS:
+        raise ConfigError(f"--defects {args.defects} holds {len(defects)} images; tune scores at most {MAX_DEFECTS} "
+                          f"known-bad images (a handful is enough).")
+    images = TuneImages(good_images(args.images), str(args.images), defects, str(args.defects) if args.defects else None)
+    return run_tune(base, images, out, grid, args.budget_fps, args.weights, not args.quiet)
 
 
 def add_tune_command(sub) -> None:
@@ -55,6 +67,15 @@ def add_tune_command(sub) -> None:
                         "line's, 3 unless --config says otherwise), e.g. 3,5")
     p.add_argument("--grid-coreset", type=listing(number(0, 1, low_open=True), "coreset ratios"), default=[0.01, 0.1],
                    help="coreset ratios, comma-separated (default 0.01,0.1)")
+    p.add_argument("--grid-geometry", type=listing(_geometry, "geometries"), default=["line"],
+                   help="line (the base line's resize / imagesize ratio: a center crop when above 1) and / or whole "
+                        "(the whole frame resized to the image size, no crop), comma-separated (default line)")
+    p.add_argument("--defects", type=existing_folder,
+                   help="folder of a handful of known-bad images of the line: scored beside the synthetic defects "
+                        "to rank settings, never put in a bank or used for the threshold")
+    p.add_argument("--keep", type=integer(1, 1000), default=4,
+                   help="successive halving: every setting is tried on a sample of the good images, then this "
+                        "many of the best on all of them (default 4)")
     p.add_argument("--weights", type=regular_file, help="backbone weights (wide_resnet backbones need them)")
     p.add_argument("--out", type=file_to_write, help="the line config to write (default <line>.tuned.yaml)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
