@@ -42,6 +42,7 @@ class RunSettings:
     line / banks_root: override the post-process's props. max_frames: stop after this many results.
     loop_folder: folder sources start again at the end; folder_fps: read one file every 1 / fps s.
     max_batch: the most waiting frames an element takes at once (default: each element's own).
+    host_api: run the chain through the MindX host API (StreamManagerApi) and judge on the host.
     Sinks: mqtt (None: nothing published), snapshots (None: none kept), publish_snapshots (also send
     each kept snapshot on `…/<camera>/snapshot`), echo (print each verdict as a JSON line when nothing
     is published), quiet (no summary).
@@ -65,6 +66,7 @@ class RunSettings:
     publish_snapshots: bool = False
     echo: bool = False
     quiet: bool = False
+    host_api: bool = False  # drive the stream through StreamManagerApi, judge on the host (app/host_run.py)
 
     @property
     def source(self) -> str | list[str] | None:
@@ -86,6 +88,9 @@ class RunSettings:
             raise ConfigError(f"--fps must be a positive number of frames per second, got {self.folder_fps}.")
         if self.max_batch is not None and not (_whole(self.max_batch) and self.max_batch > 0):
             raise ConfigError(f"max_batch must be a positive whole number of frames, got {self.max_batch}.")
+        if self.host_api and any(str(s).startswith(("rtsp://", "rtsps://")) for s in self.sources):
+            raise ConfigError("--host-api sends a folder's images with SendData; a camera runs in the stream "
+                              "itself: run it without --host-api.")
         if self.publish_snapshots and (self.snapshots is None or self.mqtt is None):
             raise ConfigError("--publish-snapshots needs --snapshots DIR and --mqtt URL: it publishes the snapshots "
                               "it keeps.")

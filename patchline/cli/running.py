@@ -37,6 +37,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="the most the snapshot folder may hold; the oldest go first (default 500)")
     p.add_argument("--publish-snapshots", action="store_true",
                    help="also publish each snapshot on patchline/<line>/<camera>/snapshot (QoS 1, not retained)")
+    p.add_argument("--host-api", action="store_true",
+                   help="drive the stream through the MindX host API (StreamManagerApi: the SDK's where installed, so "
+                        "an Ascend NPU decodes and runs the models) and search, judge and publish on the host; "
+                        "one --source FOLDER (docs/ascend.md)")
     add_quiet(p, "no summary")
 
 
@@ -51,10 +55,15 @@ def cmd_run(args) -> int:
     settings = RunSettings(args.pipeline, tuple(args.source or ()), args.camera, args.line, args.banks,
                            tuple(args.allow_plugin), args.max_frames, args.loop, args.fps, ort_threads=args.threads,
                            drift_window=args.drift_window, mqtt=mqtt, snapshots=snapshots,
-                           publish_snapshots=args.publish_snapshots, echo=not args.mqtt, quiet=args.quiet).check()
+                           publish_snapshots=args.publish_snapshots, echo=not args.mqtt, quiet=args.quiet,
+                           host_api=args.host_api).check()
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it found is noise here
+    if settings.host_api:
+        from patchline.app.host_run import run_host_api
+
+        return run_host_api(settings)
     return run_pipeline(settings)
 
 

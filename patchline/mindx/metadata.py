@@ -59,6 +59,50 @@ def class_list(verdict: dict, source: str) -> "mx.MxpiClassList":
     return message
 
 
+PIXEL_FORMATS = {3: 12, 2: 0}  # channels → MxBase PixelFormat: RGB_888 (12), YUV_400 (0, gray)
+
+
+def vision_list(frame, factory: str, source: str):
+    """An image element's MxpiVisionList: the decoder's gives the decoded frame's size (its pixels stay
+    in the stream, as device memory does on an NPU); the crop's gives the working image's size and its
+    pixels (RGB or gray uint8, row-major, in host memory). None when the frame has no such image."""
+    message = mx.MxpiVisionList()
+    if factory == "mxpi_imagedecoder":
+        if frame.frame_shape is None:
+            return None
+        height, width = frame.frame_shape[:2]
+        channels, data = 3, None
+    else:
+        if frame.image is None:
+            return None
+        height, width = frame.image.shape[:2]
+        channels, data = (frame.image.shape[2] if frame.image.ndim == 3 else 1), np.ascontiguousarray(frame.image)
+    vision = message.visionVec.add()
+    vision.headerVec.add(dataSource=source, memberId=0)
+    vision.visionInfo.format = PIXEL_FORMATS.get(channels, 0)
+    vision.visionInfo.width, vision.visionInfo.height = int(width), int(height)
+    vision.visionInfo.widthAligned, vision.visionInfo.heightAligned = int(width), int(height)
+    vision.visionData.memType = mx.MXPI_MEMORY_HOST
+    if data is not None:
+        vision.visionData.dataStr = data.tobytes()
+        vision.visionData.dataSize = data.nbytes
+    return message
+
+
+def image_of(message) -> np.ndarray | None:
+    """The (H, W, 3) RGB or (H, W) gray uint8 pixels of an MxpiVisionList's first image held in host
+    memory; None when it holds none (pixels left in device memory, or a size that does not match)."""
+    if not message.visionVec:
+        return None
+    vision = message.visionVec[0]
+    info, data = vision.visionInfo, vision.visionData.dataStr
+    channels = 1 if info.format == 0 else 3
+    if not data or len(data) != info.height * info.width * channels:
+        return None
+    image = np.frombuffer(data, dtype=np.uint8).reshape(info.height, info.width, channels)
+    return image[:, :, 0] if channels == 1 else image
+
+
 def frame_info(frame) -> "mx.MxpiFrameInfo":
     return mx.MxpiFrameInfo(channelId=int(frame.channel), frameId=int(frame.frame_id), isEos=False)
 
@@ -70,6 +114,8 @@ def element_message(frame, key: str, factory: str | None, upstream: str | None):
         return sent[key]
     if key == "ReservedFrameInfo":
         return frame_info(frame)
+    if factory in ("mxpi_imagedecoder", "mxpi_imagecrop"):
+        return vision_list(frame, factory, upstream or key)
     value = frame.meta.get(key)
     if value is None:
         return None
