@@ -4,6 +4,7 @@
     tune.py      tune
     banks.py     feedback, banks, rollback, threshold
     running.py   run, check, alarms, demo
+    capture.py   capture
     dashboard.py dashboard
     options.py   the options several commands share; types.py the argparse types of every value
 
@@ -21,6 +22,7 @@ import sys
 from patchline import __version__
 from patchline.app.resolve import check_folder
 from patchline.cli.banks import add_bank_commands
+from patchline.cli.capture import add_capture_command
 from patchline.cli.dashboard import add_dashboard_command
 from patchline.cli.running import add_running_commands
 from patchline.cli.training import add_training_commands
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bank_commands(sub)
     add_tune_command(sub)
     add_dashboard_command(sub)
+    add_capture_command(sub)
     return parser
 
 
