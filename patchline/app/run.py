@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Iterable
 
 from patchline.app.drift import DriftMonitor, DriftRule, reference_of
+from patchline.app.plc_run import PlcSink
 from patchline.app.run_settings import RunSettings
 from patchline.app.sinks import EchoSink, MqttSink, Sink, SnapshotSink, SummarySink, Verdict
 from patchline.errors import ConfigError, PatchlineError
@@ -117,6 +118,8 @@ def default_sinks(settings: RunSettings, on_delivered=None) -> list[Sink]:
     sinks: list[Sink] = []
     if settings.snapshots is not None:
         sinks.append(SnapshotSink(settings.snapshots.folder, settings.snapshots.quota_mb))
+    if settings.plc is not None:  # before MQTT: it adds the trigger's result to the verdict it publishes
+        sinks.append(PlcSink(settings.plc, settings.mqtt.broker if settings.mqtt is not None else None))
     if settings.mqtt is not None:
         sinks.append(MqttSink(settings.mqtt, settings.publish_snapshots, on_delivered))
     elif settings.echo:
@@ -165,6 +168,9 @@ def _build(settings: RunSettings, router: RunRouter) -> StreamManager:
     options = {"line": settings.line, "banks_root": str(settings.banks_root) if settings.banks_root else None,
                "ort_threads": settings.ort_threads, "snapshots": settings.snapshots is not None,
                "loop_folder": settings.loop_folder, "folder_fps": settings.folder_fps, "max_batch": settings.max_batch}
+    for sink in router.sinks:
+        if isinstance(sink, PlcSink):  # the station holds frames back / tags them; recipes' banks load at start
+            options.update(admit=sink.admit, recipe_lines=sink.recipe_lines)
     manager = StreamManager(config, settings.source, settings.camera, options, router.on_result, router.on_status,
                             router.on_bank)
     router.contexts = {cam: stream.context for stream in manager.streams.values() for cam in stream.cameras}
@@ -185,9 +191,17 @@ def _open_sinks(settings: RunSettings, manager: StreamManager, router: RunRouter
         cameras_by_line.setdefault(stream.context.line or settings.line, []).extend(stream.cameras)
         if stream.context.line is not None:
             router.bank_versions[stream.context.line] = stream.context.bank_version()
+    plc = next((sink for sink in router.sinks if isinstance(sink, PlcSink)), None)
+    if plc is not None:  # a camera's verdicts may name any recipe's line
+        for line in plc.recipe_lines:
+            cameras_by_line.setdefault(line, [])
+            cameras_by_line[line].extend(c for s in streams.values() for c in s.cameras if c not in cameras_by_line[line])
     for sink in router.sinks:
         if isinstance(sink, MqttSink):
             sink.start(cameras_by_line, router.bank_versions)
+        elif isinstance(sink, PlcSink):
+            sink.start({c: s.context.line or settings.line for s in streams.values() for c in s.cameras},
+                       router.on_result)
     given = list(settings.sources) or [None]
     for name, stream in streams.items():
         if not stream.context.live:

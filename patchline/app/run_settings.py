@@ -12,6 +12,7 @@ from pathlib import Path
 
 from patchline.errors import ConfigError
 from patchline.mqtt.broker import BrokerSettings
+from patchline.plc.state import StationConfig
 
 STATUS_INTERVAL_S = 5.0
 
@@ -34,6 +35,28 @@ class SnapshotSinkOptions:
 
 
 @dataclass(frozen=True)
+class PlcOptions:
+    """The run as an inspection station a PLC talks to (patchline/plc, docs/plc.md): how it answers
+    (station: triggered or free-running cameras, deadline, heartbeat, recipes) and where
+    (modbus: (host, port) of the Modbus TCP server; host "" listens on every interface)."""
+
+    station: StationConfig = StationConfig()
+    modbus: tuple[str, int] | None = None
+
+    def triggers_from(self, mqtt: bool) -> list[str]:
+        """The ways a trigger can reach this run (a triggered run needs at least one)."""
+        return (["Modbus"] if self.modbus is not None else []) + (["MQTT"] if mqtt else [])
+
+    def check(self, mqtt: bool) -> None:
+        """Raise ConfigError naming the option a station cannot use."""
+        self.station.check()
+        if self.modbus is not None and not (isinstance(self.modbus[1], int) and 0 <= self.modbus[1] <= 65535):
+            raise ConfigError(f"--modbus: the port must be 0 … 65535, got {self.modbus[1]}.")
+        if self.station.triggered and not self.triggers_from(mqtt):
+            raise ConfigError("--triggered needs a way for triggers to arrive: --modbus [HOST]:PORT or --mqtt URL.")
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """One run: sources → the pipeline file's chain → sinks.
 
@@ -43,6 +66,7 @@ class RunSettings:
     loop_folder: folder sources start again at the end; folder_fps: read one file every 1 / fps s.
     max_batch: the most waiting frames an element takes at once (default: each element's own).
     host_api: run the chain through the MindX host API (StreamManagerApi) and judge on the host.
+    plc: the run as an inspection station a PLC talks to (None: none; PlcOptions).
     Sinks: mqtt (None: nothing published), snapshots (None: none kept), publish_snapshots (also send
     each kept snapshot on `…/<camera>/snapshot`), echo (print each verdict as a JSON line when nothing
     is published), quiet (no summary).
@@ -63,6 +87,7 @@ class RunSettings:
     status_interval: float = STATUS_INTERVAL_S
     mqtt: MqttSinkOptions | None = None
     snapshots: SnapshotSinkOptions | None = None
+    plc: PlcOptions | None = None
     publish_snapshots: bool = False
     echo: bool = False
     quiet: bool = False
@@ -91,6 +116,11 @@ class RunSettings:
         if self.host_api and any(str(s).startswith(("rtsp://", "rtsps://")) for s in self.sources):
             raise ConfigError("--host-api sends a folder's images with SendData; a camera runs in the stream "
                               "itself: run it without --host-api.")
+        if self.plc is not None:
+            self.plc.check(self.mqtt is not None)
+            if self.host_api:
+                raise ConfigError("--modbus, --triggered and --recipe act on the stream itself; run them without "
+                                  "--host-api.")
         if self.publish_snapshots and (self.snapshots is None or self.mqtt is None):
             raise ConfigError("--publish-snapshots needs --snapshots DIR and --mqtt URL: it publishes the snapshots "
                               "it keeps.")

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from patchline.cli.plc import add_plc_arguments, plc_options
 from patchline.cli.options import add_allow_plugin, add_banks, add_broker, add_line, add_quiet, broker_from
 from patchline.cli.types import folder_to_use, integer, name, number, text_file
 
@@ -41,6 +42,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="drive the stream through the MindX host API (StreamManagerApi: the SDK's where installed, so "
                         "an Ascend NPU decodes and runs the models) and search, judge and publish on the host; "
                         "one --source FOLDER (docs/ascend.md)")
+    add_plc_arguments(p)
     add_quiet(p, "no summary")
 
 
@@ -54,7 +56,7 @@ def cmd_run(args) -> int:
     snapshots = SnapshotSinkOptions(args.snapshots, args.snapshot_quota_mb) if args.snapshots else None
     settings = RunSettings(args.pipeline, tuple(args.source or ()), args.camera, args.line, args.banks,
                            tuple(args.allow_plugin), args.max_frames, args.loop, args.fps, ort_threads=args.threads,
-                           drift_window=args.drift_window, mqtt=mqtt, snapshots=snapshots,
+                           drift_window=args.drift_window, mqtt=mqtt, snapshots=snapshots, plc=plc_options(args),
                            publish_snapshots=args.publish_snapshots, echo=not args.mqtt, quiet=args.quiet,
                            host_api=args.host_api).check()
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,

@@ -8,6 +8,8 @@
     patchline/<line>/bank               retained: the live bank version
     patchline/<line>/feedback           operator feedback in: false alarms' images (app/feedback.py)
     patchline/<line>/feedback/reply     the new bank version, or why the feedback was refused
+    patchline/<camera>/trigger          in, with a station: a verdict of the next frame (app/plc_requests.py)
+    patchline/<camera>/recipe           in, with a station: {"recipe": N} selects recipe N's line
 """
 
 from __future__ import annotations

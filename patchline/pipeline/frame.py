@@ -22,6 +22,8 @@ class Frame:
     error: a reason once something failed; later elements pass the frame on untouched.
     camera / channel: the camera that took it and its channel id (set by the stream from its source;
     a stream merging several cameras with mxpi_parallel2serial has one per source).
+    judge_line / tags: what the host's `admit` hook (stream option) decided at the source — the line
+    the post-process judges the frame with (None: the stream's own) and fields its result carries.
     """
 
     stream: str
@@ -41,13 +43,15 @@ class Frame:
     channel: int = 0
     queued_s: float = 0.0  # seconds spent waiting in queues between elements
     enqueued_at: float = 0.0
+    judge_line: str | None = None  # set by the host at the source: the line to judge it with (a recipe)
+    tags: dict = field(default_factory=dict)  # set by the host at the source: fields its result carries
 
     def branch(self) -> "Frame":
         """A copy for another branch of a tee: arrays are shared (elements never write into them)."""
         return Frame(self.stream, self.frame_id, self.source, self.timestamp, self.started, self.data,
                      self.image, self.frame_shape, dict(self.meta), dict(self.tensors), self.error,
                      None if self.result is None else dict(self.result), dict(self.timings), self.camera,
-                     self.channel, self.queued_s, self.enqueued_at)
+                     self.channel, self.queued_s, self.enqueued_at, self.judge_line, dict(self.tags))
 
     def iso_time(self) -> str:
         """The frame's time as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""

@@ -146,6 +146,7 @@ class Stream:
         self.threads: list[threading.Thread] = []
         self.fatal: str | None = None
         self.frames_in = 0
+        self.held_back = 0  # frames the host's admit hook did not let in (a triggered camera between triggers)
         self._frames_in_lock = threading.Lock()  # several sources (a merge) count into it
         self.started_at = self.ended_at = None
         given = dict(zip(cfg.sources, _sources_given(cfg, source)))  # a wrong count: its own sentence
@@ -213,9 +214,13 @@ class Stream:
 
     def _run_source(self, node: Node, stop: threading.Event) -> None:
         camera, channel = node.element.camera_name, int(getattr(node.element, "channel", 0))
+        admit = self.context.options.get("admit")  # the host's gate: hold a frame back, or tag it
         try:
             for frame in node.element.frames(stop):
                 frame.camera, frame.channel = camera, channel
+                if admit is not None and not admit(frame):
+                    self.held_back += 1
+                    continue
                 with self._frames_in_lock:
                     self.frames_in += 1
                 self._send(node, frame)

@@ -1,0 +1,202 @@
+"""Trigger → result latency of the inspection station over Modbus TCP, with a real pymodbus client as
+the PLC. Not a test; prints a Markdown table.
+
+    python -m bench.plc [--rate 20] [--triggers 400] [--fps 100,25] [--deadline-ms 200] [--poll-ms 1]
+                        [--stall-triggers 10] [--quick] [--work DIR (default: the patchline-bench folder in the temp dir)]
+
+The demo's line (elpv-mono, trained as configs/elpv.yaml says, through pipeline/elpv_mono.pipeline,
+bench/pipeline.py's helpers) runs triggered (`patchline run --triggered --modbus`, through
+run_pipeline as the CLI calls it) on its test cells read from a folder at a camera's pace (--fps;
+each value is a run). The PLC, in this process's main thread, writes the trigger register
+--rate times a second on a fixed schedule and polls the camera's block every --poll-ms; per trigger,
+the time from just before its trigger write to the end of the first read that shows result_ready for
+it (then it writes acknowledge). A trigger whose answer has not come by the next tick is written anyway:
+the station refuses it as an overrun (counted in its register and printed). Beside the latency: the
+chain's own part (the verdict's latency_ms: from the frame entering the stream to its verdict), the
+answers by their result code, deadline misses and late verdicts. Then a stalled camera: the same line
+with frames 2 s apart and a 50 ms deadline; every trigger must be answered NG with an error code.
+Take /tmp/BENCH_LOCK before running it on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, percentiles,  # noqa: E402
+                            spread, test_cells, train_real_line)
+
+
+class Answers:
+    """A sink keeping each trigger's verdict payload (the chain's latency, the result)."""
+
+    def __init__(self):
+        from patchline.app.sinks import Sink
+
+        answers = self
+
+        class _Sink(Sink):
+            def verdict(self, verdict):
+                if "trigger" in verdict.payload:
+                    with answers.lock:
+                        answers.by_trigger.setdefault(verdict.payload["trigger"], []).append(dict(verdict.payload))
+
+        self.lock, self.by_trigger, self.sink = threading.Lock(), {}, _Sink()
+
+
+def station_run(settings, sinks):
+    """Start run_pipeline in a thread; returns (stop(), thread)."""
+    from patchline.app.run import run_pipeline
+
+    managers, started = [], threading.Event()
+
+    def on_start(manager):
+        managers.append(manager)
+        started.set()
+
+    thread = threading.Thread(target=lambda: run_pipeline(settings, sinks, on_start=on_start), daemon=True)
+    thread.start()
+    if not started.wait(300):
+        raise SystemExit("the run did not start")
+    return (lambda: managers[0].stop()), thread
+
+
+def plc_client(port: int):
+    import logging
+
+    from pymodbus.client import ModbusTcpClient
+
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
+    deadline = time.monotonic() + 30
+    while not client.connect():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no Modbus server on port {port}")
+        time.sleep(0.05)
+    return client
+
+
+def drive(client, n: int, rate: float, poll_s: float) -> list[dict]:
+    """The PLC: n triggers on a fixed schedule at `rate`/s; per trigger its latency (ms, None when the
+    next tick came first) and the registers read at result_ready."""
+    from patchline.plc.modbus import ACKNOWLEDGE, BLOCK, NAMES, TRIGGER
+
+    def regs():
+        return dict(zip(NAMES, client.read_holding_registers(0, count=BLOCK, device_id=1).registers))
+
+    while not regs()["status"] & 1:  # wait until frames flow
+        time.sleep(0.05)
+    records, start = [], time.perf_counter() + 0.5
+    for k in range(n):
+        tick = start + k / rate
+        while time.perf_counter() < tick:
+            time.sleep(min(poll_s, max(0.0, tick - time.perf_counter())))
+        before = regs()["results"]
+        t0 = time.perf_counter()
+        client.write_register(TRIGGER, 1, device_id=1)
+        record = {"latency_ms": None}
+        while time.perf_counter() < start + (k + 1) / rate:
+            r = regs()
+            if r["result_ready"] and r["results"] != before:
+                record = {"latency_ms": (time.perf_counter() - t0) * 1000.0, **r}
+                client.write_register(ACKNOWLEDGE, 1, device_id=1)
+                break
+            time.sleep(poll_s)
+        records.append(record)
+    time.sleep(0.5)
+    records.append({"final": regs()})
+    return records
+
+
+def measure(pipeline: Path, cells: Path, line: str, banks: Path, fps: float, args, deadline_ms: float,
+            triggers: int) -> dict:
+    """One triggered run of `line` at `fps`, driven by the PLC; its row of figures."""
+    from patchline.app.run_settings import PlcOptions, RunSettings, StationConfig
+    from patchline.mqtt.local_broker import free_port
+
+    port, answers = free_port(), Answers()
+    station = StationConfig(True, deadline_ms / 1000.0, 1.0)
+    settings = RunSettings(pipeline, (str(cells),), camera="cam", line=line, banks_root=banks, loop_folder=True,
+                           folder_fps=fps, quiet=True, plc=PlcOptions(station, ("127.0.0.1", port))).check()
+    stop, thread = station_run(settings, [answers.sink])
+    client = plc_client(port)
+    try:
+        records = drive(client, triggers, args.rate, args.poll_ms / 1000.0)
+    finally:
+        client.close()
+        stop()
+        thread.join(60)
+    final = records.pop()["final"]
+    answered = [r for r in records if r["latency_ms"] is not None]
+    chain = [p[0]["latency_ms"] for p in answers.by_trigger.values() if p and p[0].get("latency_ms") is not None]
+    results = Counter((r["result"], r["error_code"]) for r in answered)
+    return {"fps": fps, "deadline_ms": deadline_ms, "triggers": len(records), "answered": len(answered),
+            "latency": percentiles([r["latency_ms"] for r in answered]), "chain": percentiles(chain),
+            "overruns": final["overruns"], "misses": final["deadline_misses"], "results": results,
+            "late": sum(1 for p in answers.by_trigger.values() for q in p if q.get("late"))}
+
+
+def results_text(results: Counter) -> str:
+    names = {(1, 0): "OK", (2, 0): "NG", (2, 1): "NG/deadline", (2, 2): "NG/camera", (2, 3): "NG/frame error"}
+    return ", ".join(f"{n} {names.get(k, str(k))}" for k, n in sorted(results.items()))
+
+
+def table(rows: list[dict], rate: float, poll_ms: float) -> str:
+    head = ("| camera | deadline | triggers | answered before the next tick | trigger → result_ready p50 / p99 / max ms "
+            "| chain p50 / p99 ms | overruns | deadline misses | late verdicts | answers |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lat, ch = r["latency"], r["chain"]
+        lines.append(f"| {r['fps']:g} frames/s | {r['deadline_ms']:g} ms | {r['triggers']} | {r['answered']} | "
+                     f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} | {ch['p50']:.1f} / {ch['p99']:.1f} | "
+                     f"{r['overruns']} | {r['misses']} | {r['late']} | {results_text(r['results'])} |")
+    return "\n".join(lines) + f"\n\nPLC: {rate:g} triggers/s on a fixed schedule, polling every {poll_ms:g} ms."
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=20.0, help="triggers per second (default 20)")
+    ap.add_argument("--triggers", type=int, default=400, help="triggers per run (default 400)")
+    ap.add_argument("--fps", default="100,25", help="camera paces to run, frames/s, comma-separated (default 100,25)")
+    ap.add_argument("--deadline-ms", type=float, default=200.0)
+    ap.add_argument("--poll-ms", type=float, default=1.0, help="the PLC's polling period (default 1 ms)")
+    ap.add_argument("--stall-triggers", type=int, default=10, help="triggers at the stalled camera (0: none)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
+    ap.add_argument("--quick", action="store_true", help="the demo's third of the cells, 40 triggers: checks the script")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.triggers, args.stall_triggers = min(args.triggers, 40), min(args.stall_triggers, 3)
+    import os
+
+    work = args.work.resolve()
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # model paths in pipeline files are relative to the working directory
+    line, _ = train_real_line("mono", work, quick=args.quick)
+    banks = banks_for(work, CONFIGURED, args.quick)
+    cells = spread(test_cells(work, "mono", args.quick), 260, work)
+    pipeline = line_pipeline(CONFIGURED, None, line, work)
+    rows = [measure(pipeline, cells, line, banks, float(f), args, args.deadline_ms, args.triggers)
+            for f in args.fps.split(",") if f]
+    if args.stall_triggers:
+        saved, args.rate = args.rate, 1.0  # one trigger a second: each one waits for its answer
+        rows.append(measure(pipeline, cells, line, banks, 0.5, args, 50.0, args.stall_triggers))
+        args.rate = saved
+    print(f"bench.plc on {machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test cells looped\n")
+    print(table(rows, args.rate, args.poll_ms))
+    print("\nThe last row (if any) is the stalled camera: a frame every 2 s, a 50 ms deadline, one trigger a second.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
