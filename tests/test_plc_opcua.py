@@ -287,7 +287,7 @@ def test_the_endpoint_url(text, expected):
     assert opcua_endpoint(text) == expected
 
 
-@pytest.mark.parametrize("text", ["http://0.0.0.0:4840", "opc.tcp://:4840", "opc.tcp://h:99999", "4840",
+@pytest.mark.parametrize("text", ["http://0.0.0.0:4840", "opc.tcp://:4840", "opc.tcp://h:99999", "opc.tcp://h:0", "4840",
                                   "opc.tcp://user:pw@h:4840"])
 def test_a_bad_endpoint_url_is_one_sentence(text):
     with pytest.raises(ConfigError, match="--opcua"):

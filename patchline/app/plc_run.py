@@ -8,7 +8,7 @@
 - every verdict goes to the station (it answers the trigger, marks a late one); a trigger not answered
   by its deadline comes back as a verdict-like payload through the run's router, so MQTT publishes it;
 - each camera's status tells the station whether the camera is delivering;
-- `start()` registers the cameras, starts the station's clock and the protocol servers (Modbus TCP)
+- `start()` registers the cameras, starts the station's clock and the protocol servers (Modbus TCP, OPC UA)
   and, with a broker, the MQTT trigger / recipe listener; `close()` stops them (a waiting trigger is
   answered NG / STOPPED, the heartbeat stops).
 """
@@ -67,6 +67,11 @@ class PlcSink(Sink):
 
                 host, port = self.options.modbus
                 self.servers.append(ModbusServer(self.station, host, port).start())
+            if self.options.opcua is not None:
+                from patchline.plc.opcua import OpcUaServer
+
+                host, port = self.options.opcua
+                self.servers.append(OpcUaServer(self.station, host, port).start())
             if self.broker is not None:
                 from patchline.app.plc_requests import MqttRequests
 

@@ -38,22 +38,28 @@ class SnapshotSinkOptions:
 class PlcOptions:
     """The run as an inspection station a PLC talks to (patchline/plc, docs/plc.md): how it answers
     (station: triggered or free-running cameras, deadline, heartbeat, recipes) and where
-    (modbus: (host, port) of the Modbus TCP server; host "" listens on every interface)."""
+    (modbus: (host, port) of the Modbus TCP server; host "" listens on every interface; opcua: (host,
+    port) of the OPC UA server, opc.tcp://host:port)."""
 
     station: StationConfig = StationConfig()
     modbus: tuple[str, int] | None = None
+    opcua: tuple[str, int] | None = None
 
     def triggers_from(self, mqtt: bool) -> list[str]:
         """The ways a trigger can reach this run (a triggered run needs at least one)."""
-        return (["Modbus"] if self.modbus is not None else []) + (["MQTT"] if mqtt else [])
+        return ((["Modbus"] if self.modbus is not None else []) + (["OPC UA"] if self.opcua is not None else [])
+                + (["MQTT"] if mqtt else []))
 
     def check(self, mqtt: bool) -> None:
         """Raise ConfigError naming the option a station cannot use."""
         self.station.check()
         if self.modbus is not None and not (isinstance(self.modbus[1], int) and 0 <= self.modbus[1] <= 65535):
             raise ConfigError(f"--modbus: the port must be 0 … 65535, got {self.modbus[1]}.")
+        if self.opcua is not None and not (isinstance(self.opcua[1], int) and 1 <= self.opcua[1] <= 65535):
+            raise ConfigError(f"--opcua: the port must be 1 … 65535, got {self.opcua[1]}.")
         if self.station.triggered and not self.triggers_from(mqtt):
-            raise ConfigError("--triggered needs a way for triggers to arrive: --modbus [HOST]:PORT or --mqtt URL.")
+            raise ConfigError("--triggered needs a way for triggers to arrive: --modbus [HOST]:PORT, --opcua "
+                              "opc.tcp://HOST:PORT or --mqtt URL.")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`patchline run`'s options for a PLC (docs/plc.md): the Modbus TCP server, triggered mode, the
+"""`patchline run`'s options for a PLC (docs/plc.md): the Modbus TCP and OPC UA servers, triggered mode, the
 deadline, the heartbeat, the recipes. Argparse only; the station is patchline/plc/station.py."""
 
 from __future__ import annotations
@@ -32,15 +32,29 @@ def recipe(text: str) -> tuple[int, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def opcua_url(text: str) -> tuple[str, int]:
+    """`opc.tcp://HOST[:PORT]` → (host, port); port 4840 when none."""
+    from patchline.plc.opcua_nodes import opcua_endpoint
+
+    try:
+        return opcua_endpoint(text[:300])
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--opcua ")) from None
+
+
 def add_plc_arguments(p: argparse.ArgumentParser) -> None:
-    """--modbus, --triggered, --deadline-ms, --heartbeat-ms, --recipe."""
+    """--modbus, --opcua, --triggered, --deadline-ms, --heartbeat-ms, --recipe."""
     g = p.add_argument_group("PLC (docs/plc.md)")
     g.add_argument("--modbus", metavar="[HOST]:PORT", type=host_port,
                    help="serve each camera's results, trigger, acknowledge and recipe as Modbus TCP holding registers "
                         "(e.g. :5020 on every interface, 127.0.0.1:5020 on loopback only; Modbus has no login)")
+    g.add_argument("--opcua", metavar="opc.tcp://HOST:PORT", type=opcua_url,
+                   help="serve each camera as an OPC UA object (Objects/Patchline/<camera>: typed variables to read or "
+                        "subscribe to, Trigger / Acknowledge / Recipe to write, methods), e.g. opc.tcp://0.0.0.0:4840; "
+                        "anonymous sessions, no encryption: keep it on the plant network")
     g.add_argument("--triggered", action="store_true",
-                   help="judge only the first frame captured after each trigger (Modbus register, MQTT "
-                        "patchline/<camera>/trigger) instead of every frame")
+                   help="judge only the first frame captured after each trigger (Modbus register, OPC UA node or "
+                        "method, MQTT patchline/<camera>/trigger) instead of every frame")
     g.add_argument("--deadline-ms", type=integer(1, 60_000), default=200,
                    help="a trigger not answered within this many ms is answered NG with an error code (default 200)")
     g.add_argument("--heartbeat-ms", type=integer(10, 60_000), default=1000,
@@ -55,8 +69,8 @@ def plc_options(args):
     """The run's PlcOptions, or None when no PLC option was given."""
     from patchline.app.run_settings import PlcOptions, StationConfig
 
-    if not (args.modbus or args.triggered or args.recipe):
+    if not (args.modbus or args.opcua or args.triggered or args.recipe):
         return None
     station = StationConfig(args.triggered, args.deadline_ms / 1000.0, args.heartbeat_ms / 1000.0,
                             tuple(args.recipe or ()))
-    return PlcOptions(station, args.modbus)
+    return PlcOptions(station, args.modbus, args.opcua)

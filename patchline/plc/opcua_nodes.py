@@ -73,8 +73,8 @@ def opcua_endpoint(text: str) -> tuple[str, int]:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise ConfigError(f"--opcua {text!r} is not an opc.tcp://HOST:PORT URL (the port must be 0 … 65535).") from None
-    if parts.scheme != "opc.tcp" or not parts.hostname:
+        raise ConfigError(f"--opcua {text!r} is not an opc.tcp://HOST:PORT URL (the port must be 1 … 65535).") from None
+    if parts.scheme != "opc.tcp" or not parts.hostname or port == 0:
         raise ConfigError(f"--opcua {text!r} is not an opc.tcp://HOST:PORT URL, e.g. opc.tcp://0.0.0.0:4840.")
     if parts.username or parts.password:
         raise ConfigError("--opcua takes no user or password in the URL: the server accepts anonymous sessions "
