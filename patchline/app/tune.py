@@ -106,7 +106,8 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, images: "
 @dataclass(frozen=True)
 class TuneGrid:
     """The settings `patchline tune` tries: every combination of these (patchsizes None: the base line's;
-    geometries 'line' and / or 'whole'), and how many of them rung 2 tries on every image."""
+    geometries 'line' and / or 'whole'), how many good images rung 1 tries them all on (`sample`) and
+    how many of them rung 2 tries on every image (`keep`)."""
 
     backbones: Sequence[str]
     sizes: Sequence[int]
@@ -115,6 +116,7 @@ class TuneGrid:
     patchsizes: Sequence[int] | None = None
     geometries: Sequence[str] = ("line",)
     keep: int = 4
+    sample: int = 144
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def _tune_trials(base: LineSettings, images: TuneImages, grid: TuneGrid, budget_
 
         fits = None if budget_fps is None else (lambda t: t.frames_per_second(cores) >= budget_fps)
         return tune_line(base, images.good, candidates, TuneHooks(extractor_for, model_ms_for, fits), progress,
-                         defects=images.defects, keep=grid.keep)
+                         defects=images.defects, keep=grid.keep, sample=grid.sample)
 
 
 def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,

@@ -37,7 +37,7 @@ def cmd_tune(args) -> int:
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; pass --out FILE for the line config to write.")
     grid = TuneGrid(args.grid_backbones, args.grid_sizes, layer_sets, args.grid_coreset, args.grid_patchsize,
-                    args.grid_geometry, args.keep)
+                    args.grid_geometry, args.keep, args.sample)
     defects = good_images(args.defects) if args.defects else []
     if len(defects) > MAX_DEFECTS:
         raise ConfigError(f"--defects {args.defects} holds {len(defects)} images; tune scores at most {MAX_DEFECTS} "
@@ -76,6 +76,8 @@ def add_tune_command(sub) -> None:
     p.add_argument("--keep", type=integer(1, 1000), default=4,
                    help="successive halving: every setting is tried on a sample of the good images, then this "
                         "many of the best on all of them (default 4)")
+    p.add_argument("--sample", type=integer(12, 100_000), default=144,
+                   help="good images every setting is first tried on (two thirds bank, one third scored; default 144)")
     p.add_argument("--weights", type=regular_file, help="backbone weights (wide_resnet backbones need them)")
     p.add_argument("--out", type=file_to_write, help="the line config to write (default <line>.tuned.yaml)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

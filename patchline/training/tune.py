@@ -4,7 +4,7 @@ under a frames-per-second budget, by successive halving.
 The good images are split: a bank part, and a proxy part scored as it is and with subtle synthetic
 defects (`core/synthetic.SUBTLE_KINDS`: thin cracks, dark regions, texture changes, small spots),
 plus the plant's known-bad images when given (scored only, never in a bank). Rung 1 tries every
-setting on a sample (RUNG1_BANK bank images, RUNG1_PROXY scored ones); rung 2 tries the best `keep`
+setting on a sample (RUNG1_IMAGES good images: two thirds bank, one third scored); rung 2 tries the best `keep`
 of them on every image, and the choice is made among rung 2's trials. Backbone features are
 computed once per (backbone, size) and image (`FeatureCache`) and serve every layer set, patch size
 and coreset ratio, in both rungs. A trial's cost is measured CPU time per frame (the caller
@@ -33,8 +33,7 @@ __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_fe
 PROXY_FRACTION = 0.25     # of the good images: scored, never in the proxy bank
 DEFECTS_PER_IMAGE = 2     # subtle synthetic defects per proxy image
 OVERHEAD_MS = 1.0         # threads, payloads, MQTT per frame (bench/pipeline.py: ~0.6–1.0 CPU ms)
-RUNG1_BANK = 96           # bank images of rung 1 (every setting)
-RUNG1_PROXY = 48          # scored good images of rung 1
+RUNG1_IMAGES = 144        # good images of rung 1 (every setting): 96 for its bank, 48 scored
 KEEP = 4                  # settings rung 2 tries on every image
 NO_GOOD = 0.7             # below this best proxy score, tune says no setting is good
 
@@ -123,15 +122,16 @@ def _rung(candidates, cache: FeatureCache, index: dict, base, model_ms_for, on_b
     return trials
 
 
-def _plan(n_images: int, n_real: int, seed: int) -> tuple[dict, dict]:
-    """(rung-1 index, rung-2 index) into [good images…, synthetic defects…, real defects…]."""
+def _plan(n_images: int, n_real: int, seed: int, sample: int) -> tuple[dict, dict]:
+    """(rung-1 index, rung-2 index) into [good images…, synthetic defects…, real defects…]; rung 1
+    samples `sample` good images (two thirds for its bank, one third scored)."""
     bank, normal = split_for_proxy(n_images, seed)
     rng = np.random.default_rng(seed + 1)
     families = np.array(proxy_families(len(normal)) + [REAL] * n_real)
     defect = np.arange(n_images, n_images + len(families))
     full = {"bank": bank, "normal": normal, "defect": defect, "families": families, "full_bank": len(bank)}
-    small_bank = np.sort(rng.permutation(bank)[:RUNG1_BANK])
-    picked = np.sort(rng.permutation(len(normal))[:RUNG1_PROXY])
+    small_bank = np.sort(rng.permutation(bank)[:sample - sample // 3])
+    picked = np.sort(rng.permutation(len(normal))[:sample // 3])
     rows = np.r_[[k for k in range(len(normal) * DEFECTS_PER_IMAGE) if k // DEFECTS_PER_IMAGE in set(picked)],
                  np.arange(len(normal) * DEFECTS_PER_IMAGE, len(families))].astype(int)
     sample = {"bank": small_bank, "normal": normal[picked], "defect": defect[rows], "families": families[rows],
@@ -143,8 +143,8 @@ def _plan(n_images: int, n_real: int, seed: int) -> tuple[dict, dict]:
 class TuneHooks:
     """extractor_for(backbone): the backbone's feature extractor (both layers); model_ms_for(candidate):
     {"layer2": ms, "layer3": ms} CPU per frame of its exported models; fits(trial): whether a trial
-    meets the budget (None: all do); on_bank(candidate, search, aggregation): called with each rung-2
-    bank (benchmarks only)."""
+    meets the budget (None: all do); on_bank(candidate, search, aggregation, scores): called with each
+    trial's bank and proxy scores, both rungs (benchmarks only; tune_trial.try_layer_sets)."""
 
     extractor_for: Callable[[str], object]
     model_ms_for: Callable[[Candidate], dict[str, float]]
@@ -153,25 +153,26 @@ class TuneHooks:
 
 
 def tune_line(base: LineSettings, items: Sequence[ImageItem], candidates: Sequence[Candidate], hooks: TuneHooks,
-              progress: bool = True, defects: Sequence[ImageItem] = (), keep: int | None = KEEP) -> list[Trial]:
+              progress: bool = True, defects: Sequence[ImageItem] = (), keep: int | None = KEEP,
+              sample: int = RUNG1_IMAGES) -> list[Trial]:
     """Every candidate's Trial, from good images only (and `defects`, scored, never in a bank).
 
     keep: how many settings (the best of rung 1 that pass hooks.fits) rung 2 tries on every image;
-    None: all. Returns rung 2's trials and then rung 1's trials of the settings rung 2 did not try
+    None: all. sample: good images rung 1 uses. Returns rung 2's trials and then rung 1's trials of the settings rung 2 did not try
     (rung 1 is skipped when the grid or the image set is already small)."""
     extractor_for, model_ms_for, fits, on_bank = hooks.extractor_for, hooks.model_ms_for, hooks.fits, hooks.on_bank
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     images = [as_image(item) for item in items]
-    sample, full = _plan(len(images), len(defects), base.seed)
+    sample, full = _plan(len(images), len(defects), base.seed, max(sample, 6))
     synthetic = proxy_defects([images[i] for i in full["normal"]], base.seed)
     cache = FeatureCache(images + synthetic + [as_image(d) for d in defects], extractor_for, base)
     one_rung = (keep is not None and len(candidates) <= keep) or (
-        len(full["bank"]) <= RUNG1_BANK and len(full["normal"]) <= RUNG1_PROXY)
+        len(sample["bank"]) >= len(full["bank"]) and len(sample["normal"]) >= len(full["normal"]))
     if one_rung:
         return _rung(candidates, cache, full, base, model_ms_for, on_bank, 2, say)
     say(f"tune rung 1: all {len(candidates)} settings on {len(sample['bank'])} bank images and "
         f"{len(sample['normal'])} scored good images")
-    first = _rung(candidates, cache, sample, base, model_ms_for, None, 1, say)
+    first = _rung(candidates, cache, sample, base, model_ms_for, on_bank, 1, say)
     ranked = sorted((t for t in first if fits is None or fits(t)), key=lambda t: -t.best_auroc)
     promoted = [t.candidate for t in (ranked if keep is None else ranked[:keep])] or [first[0].candidate]
     cache.keep_only({(c.backbone, c.imagesize, c.resize) for c in promoted})

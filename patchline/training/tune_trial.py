@@ -174,7 +174,8 @@ def try_layer_sets(candidates: Sequence[Candidate], proxy: ProxySet, base: LineS
     """Trials of candidates sharing one (backbone, imagesize): their layer sets, patch sizes and
     coreset ratios (each layer set and patch size embedded once).
 
-    on_bank(candidate, search, aggregation): optional, called with each candidate's bank (the
+    on_bank(candidate, search, aggregation, scores): optional, called with each candidate's bank and
+    scores {"normal": {aggregation: (n,)}, "defect": {…}, "families": (n defects,), "rung": rung} (the
     benchmark scores test images there; tuning itself never does)."""
     trials = []
     n_bank = next(iter(proxy.bank.values())).shape[0]
@@ -200,5 +201,6 @@ def try_layer_sets(candidates: Sequence[Candidate], proxy: ProxySet, base: LineS
             trials.append(Trial(candidate, score, aggregation, full_patches, kind,
                                 {"embed": embed_ms, "search": search_ms}, families, rung, n_bank, estimated))
             if on_bank is not None:
-                on_bank(candidate, exact, aggregation)
+                on_bank(candidate, exact, aggregation,
+                        {"normal": normal, "defect": defect, "families": proxy.families, "rung": rung})
     return trials
