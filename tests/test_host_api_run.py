@@ -156,3 +156,17 @@ def test_a_streaming_app_sending_jpeg_bytes_gets_evaluates_scores(line, tmp_path
         (item,) = results[str(path)]["MxpiClass"]
         assert abs(item["confidence"] - float(score)) <= 1e-4 * max(1.0, abs(float(score)))
     assert np.isfinite(want).all()
+
+
+def test_host_api_finds_models_beside_a_pipeline_file_run_from_elsewhere(line, monkeypatch, tmp_path):
+    """A line's pipeline kept beside its models/: the device stream (created from JSON text, no folder of its
+    own) opens the models the file names, as the runner does, whatever the working directory."""
+    kept = line.workdir / "kept.pipeline"
+    kept.write_text(SHIPPED.read_text())
+    monkeypatch.setenv("PATCHLINE_MODELS", str(line.workdir / "models"))
+    monkeypatch.chdir(tmp_path)
+    host = Collect()
+    settings = RunSettings(kept, (str(line.frames),), line=LINE, banks_root=line.workdir / "faiss-index-precision",
+                           quiet=True)
+    assert run_host_api(settings, [host]) == 0
+    assert sum(p["verdict"] != "error" for p in host.payloads) == len(line.expected)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 from patchline.errors import ConfigError
 from patchline.pipeline.config import StreamConfig
@@ -68,9 +69,23 @@ def _chain_to(cfg: StreamConfig, end: str) -> list[str]:
     return chain[::-1]
 
 
-def plan_host_stream(raw: dict, cfg: StreamConfig) -> HostPlan:
-    """The split of one checked stream (`raw`: its JSON as written, `cfg`: as parsed). ConfigError when
-    the stream does not start at appsrc0, has no PatchCore post-process, or branches before it."""
+def _beside_file(elements: dict, models: tuple[str, ...], pipeline_dir: Path | None) -> None:
+    """A relative modelPath that names a model beside the pipeline file becomes that file's path: the
+    device stream is created from JSON text, which has no folder of its own (the runner resolves such a
+    path against the file's folder first, then the working directory)."""
+    for name in models:
+        props = elements[name].get("props", {})
+        text = props.get("modelPath")
+        if pipeline_dir is not None and isinstance(text, str) and not Path(text).is_absolute():
+            beside = pipeline_dir / text
+            if beside.is_file() or beside.with_suffix(".onnx").is_file():
+                props["modelPath"] = str(beside)
+
+
+def plan_host_stream(raw: dict, cfg: StreamConfig, pipeline_dir: Path | None = None) -> HostPlan:
+    """The split of one checked stream (`raw`: its JSON as written, `cfg`: as parsed; pipeline_dir: the
+    file's folder). ConfigError when the stream does not start at one appsrc, has no PatchCore
+    post-process, or branches before it."""
     posts = [n for n in cfg.order if _is_patchcore(cfg.elements[n])]
     if len(posts) != 1:
         raise ConfigError(f"stream '{cfg.name}': --host-api runs the PatchCore post-process on the host and needs "
@@ -86,6 +101,7 @@ def plan_host_stream(raw: dict, cfg: StreamConfig) -> HostPlan:
         raise ConfigError(f"stream '{cfg.name}': --host-api takes the models' tensors from appsink0, so the "
                           f"post-process must follow the last mxpi_tensorinfer directly.")
     elements = {n: copy.deepcopy(raw[n]) for n in chain}
+    _beside_file(elements, models, pipeline_dir)
     elements[models[-1]]["next"] = APPSINK
     elements[APPSINK] = {"factory": "appsink"}
     device = {cfg.name: {"stream_config": copy.deepcopy(raw.get("stream_config", {"deviceId": "0"})), **elements}}

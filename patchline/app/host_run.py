@@ -44,7 +44,7 @@ def _one_stream(settings: RunSettings):
         raise ConfigError(f"--source {settings.sources[0]} holds no images (.png, .jpg, .bmp, .tif).")
     (cfg,) = config.streams.values()
     raw = json.loads(Path(config.path).read_text())[cfg.name]
-    return config, cfg, plan_host_stream(raw, cfg), paths
+    return config, cfg, plan_host_stream(raw, cfg, Path(config.path).resolve().parent), paths
 
 
 def _model_outputs(cfg, plan: HostPlan):
