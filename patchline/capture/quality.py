@@ -6,7 +6,7 @@ black (<= 5) or white (>= 250). Sharpness: the variance of the Laplacian of the 
 to at most 512 pixels a side. How sharp a good frame is depends on what it shows (an
 electroluminescence cell scores ~10, a brick texture ~1000), so a frame is blurred when its
 sharpness is below `blur_ratio` × the median of the camera's recent candidates (from the 5th one
-on), or below the absolute floor `min_sharpness` when one is set. Near-duplicate: the mean absolute
+on; the last images already in the output folder count as candidates), or below the absolute floor `min_sharpness` when one is set. Near-duplicate: the mean absolute
 difference of 32 × 32 gray thumbnails, in gray levels, against each of the last 64 kept frames is
 below `min_change` (sensor noise alone gives ~0.5; two different solar cells 4 and more).
 """
@@ -118,7 +118,11 @@ class QualityGate:
         return None
 
     def kept(self, image: np.ndarray | None = None) -> None:
-        """Remember the frame just judged (or `image`, e.g. one already in the folder) as kept."""
-        thumb = thumbnail(gray_of(image)) if image is not None else self._thumb
-        if thumb is not None:
-            self.kept_thumbs.append(thumb)
+        """Remember the frame just judged as kept; or `image`, one kept earlier (already in the output
+        folder), which also counts towards the usual sharpness."""
+        if image is not None:
+            gray = gray_of(image)
+            self.recent_sharpness.append(sharpness(gray))
+            self.kept_thumbs.append(thumbnail(gray))
+        elif self._thumb is not None:
+            self.kept_thumbs.append(self._thumb)
