@@ -119,10 +119,10 @@ class StationConfig:
         from patchline.errors import ConfigError
         from patchline.names import check_name
 
-        if not (isinstance(self.deadline_s, (int, float)) and 0.001 <= self.deadline_s <= 60):
-            raise ConfigError(f"--deadline-ms must be between 1 and 60000 ms, got {self.deadline_s * 1000:g}.")
-        if not (isinstance(self.heartbeat_s, (int, float)) and 0.01 <= self.heartbeat_s <= 60):
-            raise ConfigError(f"--heartbeat-ms must be between 10 and 60000 ms, got {self.heartbeat_s * 1000:g}.")
+        for flag, value, low in (("--deadline-ms", self.deadline_s, 0.001), ("--heartbeat-ms", self.heartbeat_s, 0.01)):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= 60):
+                shown = f"{value * 1000:g} ms" if isinstance(value, (int, float)) else repr(value)
+                raise ConfigError(f"{flag} must be between {low * 1000:g} and 60000 ms, got {shown}.")
         seen = set()
         for number, line in self.recipes:
             if not (isinstance(number, int) and 1 <= number <= 65535):
