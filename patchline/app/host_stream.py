@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from threadpoolctl import threadpool_limits
+
 from patchline.app.host_plan import APPSINK, HostPlan
 from patchline.core.image_file import read_image_bytes
 from patchline.errors import PatchlineError
@@ -109,19 +111,42 @@ class HostStream:
         self.sent += 1
         return Sent(frame_id, path.name, timestamp, started)
 
+    def collect(self, ready: queue.Queue) -> None:
+        """Take every sent frame's result in order (GetResult) into `ready`; None after the last."""
+        try:
+            while (sent := self.pending.get()) is not None:
+                frame = Frame(self.plan.stream, sent.frame_id, sent.name, sent.timestamp, started=sent.started,
+                              camera=self.camera, error=sent.error)
+                if sent.error is None:
+                    if self.fatal is None:
+                        self._fill(frame)
+                    else:
+                        frame.error = f"not judged: {self.fatal}"
+                ready.put(frame)
+        finally:
+            ready.put(None)
+
     def drain(self) -> None:
-        """Take every sent frame's result in order, judge it, hand its payload on; returns after the last."""
-        while (sent := self.pending.get()) is not None:
-            frame = Frame(self.plan.stream, sent.frame_id, sent.name, sent.timestamp, started=sent.started,
-                          camera=self.camera, error=sent.error)
-            if sent.error is None:
-                if self.fatal is None:
-                    self._fill(frame)
-                else:
-                    frame.error = f"not judged: {self.fatal}"
-            payload = self.post.process_batch([frame])[0]
-            self.results += 1
-            self.on_result(payload)
+        """Judge the results as they come (frames waiting together in one batch, as the runner's post-process
+        takes them), hand each payload on in order; returns after the last. faiss and BLAS run in this
+        thread only, as in the runner's stages."""
+        ready: queue.Queue = queue.Queue(maxsize=IN_FLIGHT)
+        collector = threading.Thread(target=self.collect, args=(ready,), name="host-api-results", daemon=True)
+        collector.start()
+        limit = max(1, int(getattr(self.post, "max_batch", 1)))
+        with threadpool_limits(limits=1):
+            while True:
+                batch = [ready.get()]
+                while batch[-1] is not None and len(batch) < limit and not ready.empty():
+                    batch.append(ready.get())
+                frames = [f for f in batch if f is not None]
+                if frames:
+                    for payload in self.post.process_batch(frames):
+                        self.results += 1
+                        self.on_result(payload)
+                if batch[-1] is None:
+                    break
+        collector.join()
 
     def _fill(self, frame: Frame) -> None:
         """Put the frame's result (tensors, size, crop) into it, or its error."""
