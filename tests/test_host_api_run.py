@@ -95,6 +95,7 @@ def test_host_api_through_the_cli_publishes_what_the_runner_publishes(line, mosq
     ("two_streams", "a file with one stream"),
     ("no_postprocess", "needs exactly one"),
     ("no_source", "give one --source FOLDER"),
+    ("station", "does not run the inspection station"),
 ])
 def test_host_api_refuses_what_it_cannot_cut_in_one_sentence(line, tmp_path, case, sentence):
     data = json.loads(SHIPPED.read_text())
@@ -110,6 +111,8 @@ def test_host_api_refuses_what_it_cannot_cut_in_one_sentence(line, tmp_path, cas
             del stream[name]
     elif case == "no_source":
         sources = []
+    elif case == "station":
+        sources += ["--modbus", "127.0.0.1:15020"]
     path = tmp_path / "file.pipeline"
     path.write_text(json.dumps(data))
     done = subprocess.run([sys.executable, "-m", "patchline", "run", str(path), *sources, "--line", LINE, "--host-api",

@@ -119,6 +119,9 @@ class RunSettings:
             raise ConfigError(f"--fps must be a positive number of frames per second, got {self.folder_fps}.")
         if self.max_batch is not None and not (_whole(self.max_batch) and self.max_batch > 0):
             raise ConfigError(f"max_batch must be a positive whole number of frames, got {self.max_batch}.")
+        if self.host_api and self.plc is not None:
+            raise ConfigError("--host-api does not run the inspection station (--modbus, --opcua, --triggered, "
+                              "--recipe): run the station without --host-api.")
         if self.host_api and any(str(s).startswith(("rtsp://", "rtsps://")) for s in self.sources):
             raise ConfigError("--host-api sends a folder's images with SendData; a camera runs in the stream "
                               "itself: run it without --host-api.")
