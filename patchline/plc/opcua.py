@@ -8,6 +8,7 @@ subscriptions see each change at their publishing interval. A client's write to 
 checked here before asyncua sees it: a write to a read-only variable, of the wrong type, or out of
 range is refused with a Bad status code and counted on the station (`RefusedWrites`), never applied.
 Every client is an anonymous plain user (no remote admin): the standard nodes keep their access levels.
+At most MAX_CLIENTS connections and MAX_MESSAGE_BYTES a message.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import threading
 
 from asyncua import Server, ua
+from asyncua.common.connection import TransportLimits
 from asyncua.server.address_space import AttributeService
 from asyncua.crypto.permission_rules import User, UserRole
 
@@ -28,6 +30,8 @@ from patchline.plc.station import Station
 
 log = logging.getLogger(__name__)
 SOURCE = "opcua"
+MAX_CLIENTS = 32                   # SCADA, PLC, engineering station: a handful; more is a misbehaving client
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a request or answer (asyncua's default is 100 MB)
 
 
 class _CheckedWrites(AttributeService):
@@ -85,12 +89,13 @@ class OpcUaServer:
     def close(self) -> None:
         """Stop serving (connected clients are dropped); the station's last state is written first."""
         loop, stopped = self._loop, self._stopped
-        if loop is not None and stopped is not None and loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(self._flush(), loop).result(5.0)
+        if loop is not None and stopped is not None:
+            try:  # the loop may be ending on its own (a server that failed to start)
+                if self._server is not None:
+                    asyncio.run_coroutine_threadsafe(self._flush(), loop).result(5.0)
+                loop.call_soon_threadsafe(stopped.set)
             except Exception:  # noqa: BLE001 - closing goes on
-                log.debug("the last OPC UA update failed", exc_info=True)
-            loop.call_soon_threadsafe(stopped.set)
+                log.debug("closing the OPC UA server's loop", exc_info=True)
         if self._thread is not None:
             self._thread.join(10.0)
             self._thread = None
@@ -117,6 +122,9 @@ class OpcUaServer:
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         server.set_identity_tokens([ua.AnonymousIdentityToken])
         server.allow_remote_admin(False)
+        server.iserver.max_connections = MAX_CLIENTS
+        server.limits = TransportLimits(max_recv_buffer=65535, max_send_buffer=65535,
+                                        max_chunk_count=MAX_MESSAGE_BYTES // 65535 + 1, max_message_size=MAX_MESSAGE_BYTES)
         server.iserver.attribute_service = _CheckedWrites(server.iserver.aspace, self._check_write)
         self.namespace = await server.register_namespace(NAMESPACE_URI)
         await self._build(server)
