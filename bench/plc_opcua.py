@@ -1,0 +1,156 @@
+"""Trigger → result latency of the inspection station over OPC UA, with a real asyncua client as the
+PLC / SCADA. Not a test; prints bench/plc.py's Markdown table.
+
+    python -m bench.plc_opcua [--rate 20] [--triggers 400] [--fps 100,25] [--deadline-ms 200] [--poll-ms 1]
+                              [--stall-triggers 10] [--quick] [--work DIR]
+
+The same run as bench/plc.py (the demo's line, elpv-mono, `patchline run --triggered` in a process of
+its own on its test cells at a camera's pace), served with `--opcua` instead of `--modbus`. The client,
+this process, writes true to `cam.Trigger` --rate times a second on a fixed schedule and reads
+`ResultReady` and `Results` in one Read request every --poll-ms; per trigger, the time from just
+before its write to the end of the first read that shows its result (then it writes `Acknowledge`).
+Take /tmp/BENCH_LOCK before running it on a shared machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import plc  # noqa: E402
+
+
+async def _connect(port: int):
+    from asyncua import Client
+
+    deadline = time.monotonic() + 120
+    while True:
+        client = Client(f"opc.tcp://127.0.0.1:{port}", timeout=10)
+        try:
+            await client.connect()
+            return client
+        except (OSError, asyncio.TimeoutError):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no OPC UA server on port {port}") from None
+            await asyncio.sleep(0.2)
+
+
+async def _drive(port: int, n: int, rate: float, poll_s: float) -> list[dict]:
+    """n triggers on a fixed schedule; per trigger its latency (ms, None when the next tick came first)."""
+    from asyncua import ua
+
+    from patchline.plc.opcua_nodes import NAMESPACE_URI
+
+    client = await _connect(port)
+    try:
+        ns = await client.get_namespace_index(NAMESPACE_URI)
+        node = {name: client.get_node(ua.NodeId(f"cam.{name}", ns)) for name in
+                ("Trigger", "Acknowledge", "ResultReady", "Results", "Result", "ErrorCode", "Alive", "Overruns",
+                 "DeadlineMisses")}
+        true = ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+        while not await node["Alive"].read_value():  # wait until frames flow
+            await asyncio.sleep(0.05)
+        watched = [node["ResultReady"], node["Results"], node["Result"], node["ErrorCode"]]
+        records, start = [], time.perf_counter() + 0.5
+        for k in range(n):
+            tick = start + k / rate
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+            before = await node["Results"].read_value()
+            t0 = time.perf_counter()
+            await node["Trigger"].write_value(true)
+            record = {"latency_ms": None}
+            while time.perf_counter() < start + (k + 1) / rate:
+                ready, results, result, code = await client.read_values(watched)
+                if ready and results != before:
+                    record = {"latency_ms": (time.perf_counter() - t0) * 1000.0, "result": result, "error_code": code}
+                    await node["Acknowledge"].write_value(true)
+                    break
+                await asyncio.sleep(poll_s)
+            records.append(record)
+        await asyncio.sleep(0.5)
+        final = dict(zip(("overruns", "deadline_misses"),
+                         await client.read_values([node["Overruns"], node["DeadlineMisses"]])))
+        records.append({"final": final})
+        return records
+    finally:
+        await client.disconnect()
+
+
+class OpcUaPlc:
+    """bench/plc.py's measure() with the OPC UA server and client in place of Modbus."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def measure(self, pipeline: Path, cells: Path, line: str, banks: Path, fps: float, deadline_ms: float,
+                triggers: int) -> dict:
+        from collections import Counter
+
+        from patchline.mqtt.local_broker import free_port
+
+        port = free_port()
+        cmd = [sys.executable, "-m", "patchline", "run", str(pipeline), "--source", str(cells), "--loop", "--fps",
+               f"{fps:g}", "--camera", "cam", "--line", line, "--banks", str(banks), "--opcua",
+               f"opc.tcp://127.0.0.1:{port}", "--triggered", "--deadline-ms", f"{deadline_ms:g}"]
+        station = plc.Station(cmd, self.args.work / f"plc-opcua-station-{fps:g}.log")
+        try:
+            records = asyncio.run(_drive(port, triggers, self.args.rate, self.args.poll_ms / 1000.0))
+        finally:
+            station.stop()
+        final = records.pop()["final"]
+        answered = [r for r in records if r["latency_ms"] is not None]
+        chain = [p[0]["latency_ms"] for p in station.by_trigger.values() if p and p[0].get("latency_ms") is not None]
+        latencies = [float("inf") if r["latency_ms"] is None else r["latency_ms"] for r in records]
+        return {"fps": fps, "rate": self.args.rate, "deadline_ms": deadline_ms, "triggers": len(records),
+                "answered": len(answered), "latency": plc.percentiles(latencies), "chain": plc.percentiles(chain),
+                "overruns": final["overruns"], "misses": final["deadline_misses"],
+                "results": Counter((r["result"], r["error_code"]) for r in answered),
+                "late": sum(1 for p in station.by_trigger.values() for q in p if q.get("late"))}
+
+
+def main(argv=None) -> int:
+    import argparse
+    import os
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=20.0, help="triggers per second (default 20)")
+    ap.add_argument("--triggers", type=int, default=400, help="triggers per run (default 400)")
+    ap.add_argument("--fps", default="100,25", help="camera paces to run, frames/s, comma-separated (default 100,25)")
+    ap.add_argument("--deadline-ms", type=float, default=200.0)
+    ap.add_argument("--poll-ms", type=float, default=1.0, help="the client's polling period (default 1 ms)")
+    ap.add_argument("--stall-triggers", type=int, default=10, help="triggers at the stalled camera (0: none)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
+    ap.add_argument("--quick", action="store_true", help="the demo's third of the cells, 40 triggers: checks the script")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.triggers, args.stall_triggers = min(args.triggers, 40), min(args.stall_triggers, 3)
+    work = args.work = args.work.resolve()
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # model paths in pipeline files are relative to the working directory
+    line, _ = plc.train_real_line("mono", work, quick=args.quick)
+    banks = plc.banks_for(work, plc.CONFIGURED, args.quick)
+    cells = plc.spread(plc.test_cells(work, "mono", args.quick), 260, work)
+    pipeline = plc.line_pipeline(plc.CONFIGURED, None, line, work)
+    bench = OpcUaPlc(args)
+    rows = [bench.measure(pipeline, cells, line, banks, float(f), args.deadline_ms, args.triggers)
+            for f in args.fps.split(",") if f]
+    if args.stall_triggers:
+        saved, args.rate = args.rate, 1.0  # one trigger a second: each one waits for its answer
+        rows.append(bench.measure(pipeline, cells, line, banks, 0.5, 50.0, args.stall_triggers))
+        args.rate = saved
+    print(f"bench.plc_opcua on {plc.machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test "
+          "cells looped; the client is an asyncua Client writing Trigger and reading ResultReady / Results\n")
+    print(plc.table(rows, args.rate, args.poll_ms).replace("result_ready", "ResultReady"))
+    print("\nThe last row (if any) is the stalled camera: a frame every 2 s, a 50 ms deadline, one trigger a second.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
