@@ -5,6 +5,7 @@ held, triggers over a real broker, and `patchline train --images` building a ban
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import said
+from conftest import free_port, said
 
 from patchline.app.capture import run_capture
 from patchline.capture.quality import QualityGate, QualityRules
@@ -125,6 +126,22 @@ def test_every_nth_frame_up_to_a_count(tmp_path):
     assert done.returncode == 0, done.stderr
     assert [p.name for p in list_images(tmp_path / "b")] == ["000.jpg", "001.jpg"]
     assert "stopped: the folder holds --count images" in done.stdout
+
+
+def test_every_t_seconds_by_the_files_modification_times(tmp_path):
+    names = write_frames(tmp_path / "line", [pattern(seed) for seed in range(10)])
+    for i, name in enumerate(names):  # a frame grabber wrote one file a second
+        os.utime(tmp_path / "line" / name, (1_700_000_000 + i, 1_700_000_000 + i))
+    done = capture(tmp_path / "line", "--out", tmp_path / "good", "--interval", "3")
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in list_images(tmp_path / "good")] == ["000.png", "003.png", "006.png", "009.png"]
+
+
+def test_a_camera_that_never_answers_ends_at_the_duration(tmp_path):
+    done = capture(f"rtsp://127.0.0.1:{free_port()}/nothing", "--out", tmp_path / "good", "--duration", "2")
+    assert done.returncode == 0, done.stderr
+    assert "0 frames, 0 candidates" in done.stdout and "stopped: --duration passed" in done.stdout
+    assert "unavailable" in done.stderr and list_images(tmp_path / "good") == []
 
 
 def test_the_quota_is_held(tmp_path):
