@@ -19,12 +19,11 @@ import threading
 
 from asyncua import Server, ua
 from asyncua.common.connection import TransportLimits
-from asyncua.server.address_space import AttributeService
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import AttributeService
 
 from patchline.errors import PatchlineError
-from patchline.plc.opcua_nodes import (COMMANDS, NAMESPACE_URI, VARIABLES, WRITABLE, command_value, node_id,
-                                       values_of)
+from patchline.plc.opcua_nodes import COMMANDS, NAMESPACE_URI, WRITABLE, command_value, node_id, values_of
 from patchline.plc.state import CameraState
 from patchline.plc.station import Station
 
