@@ -197,6 +197,21 @@ def test_capture_from_a_real_rtsp_stream_keeps_each_scene_once(rtsp_server, tmp_
     assert matched == {0, 1, 2}
 
 
+def test_capture_from_a_real_rtsp_stream_skips_blurred_and_dark_scenes(rtsp_server, tmp_path):
+    sharp = [pattern(31), pattern(32)]
+    scenes = [sharp[0], blurred(pattern(33)), pattern(34) // 10, sharp[1]]
+    server = rtsp_server(frames=[s for s in scenes for _ in range(6)], path="cam4", fps=12)  # 2 s a loop
+    out = tmp_path / "good"
+    # an absolute floor: wherever in the loop the capture starts, a blurred scene is blurred from the first frame;
+    # three loops: the frames a slow start drops (newest frame wins) come round again
+    done = capture(server.url, "--out", out, "--camera", "cam4", "--duration", "7", "--min-sharpness", "10")
+    assert done.returncode == 0, done.stderr
+    assert "blurred" in done.stdout and "under-exposed" in done.stdout and "duplicate" in done.stdout, done.stdout
+    kept = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB).astype(int) for p in list_images(out)]
+    assert len(kept) == 2
+    assert {int(np.argmin([np.abs(k - s).mean() for s in scenes])) for k in kept} == {0, 3}
+
+
 def test_triggers_arrive_over_mqtt_and_each_is_answered(rtsp_server, mosquitto_broker, mqtt_collector, tmp_path):
     server = rtsp_server(frames=[pattern(seed) for seed in range(20, 30) for _ in range(3)], path="cam2", fps=10)
     broker = BrokerSettings.from_url(mosquitto_broker.url)
