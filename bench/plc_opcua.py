@@ -1,5 +1,5 @@
 """Trigger → result latency of the inspection station over OPC UA, with a real asyncua client as the
-PLC / SCADA. Not a test; prints bench/plc.py's Markdown table.
+PLC / SCADA. Not a test; prints a Markdown table in bench/plc.py's layout.
 
     python -m bench.plc_opcua [--rate 20] [--triggers 400] [--fps 100,25] [--deadline-ms 200] [--poll-ms 1]
                               [--stall-triggers 10] [--quick] [--work DIR]
@@ -23,7 +23,79 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import plc  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, spread, test_cells,  # noqa: E402
+                            train_real_line)
+
+
+def percentiles(values_ms: list[float]) -> dict:
+    """p50 / p99 / max, each an observed value (no interpolation toward a trigger beyond the tick)."""
+    v = np.asarray(values_ms, dtype=np.float64)
+    if not len(v):
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {"n": int(len(v)), "p50": float(np.percentile(v, 50, method="higher")),
+            "p99": float(np.percentile(v, 99, method="higher")), "max": float(v.max())}
+
+
+class Station:
+    """`patchline run … --opcua --triggered` as a process of its own; its stdout's JSON verdict lines
+    (printed when nothing is published) kept by trigger."""
+
+    def __init__(self, cmd: list[str], log: Path):
+        import subprocess
+        import threading
+
+        self.by_trigger: dict[int, list[dict]] = {}
+        self.log = log
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        import json
+
+        for row in self.proc.stdout:
+            if row.startswith("{"):
+                payload = json.loads(row)
+                if "trigger" in payload:
+                    self.by_trigger.setdefault(payload["trigger"], []).append(payload)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.reader.join(10)
+        if self.proc.returncode not in (0, -2):
+            raise SystemExit(f"the station ended with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+
+
+def table(rows: list[dict], rate: float, poll_ms: float) -> str:
+    """The Markdown table of bench/plc.py, one row per run."""
+    names = {(1, 0): "OK", (2, 0): "NG", (2, 1): "NG/deadline", (2, 2): "NG/camera", (2, 3): "NG/frame error"}
+
+    def ms(value: float, tick: float) -> str:
+        return "–" if value != value else f"> {tick:g}" if value == float("inf") else f"{value:.1f}"
+
+    lines = ["| camera | deadline | triggers | answered before the next tick | trigger → ResultReady p50 / p99 / max ms "
+             "| chain p50 / p99 ms | overruns | deadline misses | late verdicts | answers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lat, ch, tick = r["latency"], r["chain"], 1000.0 / r["rate"]
+        answers = ", ".join(f"{n} {names.get(k, str(k))}" for k, n in sorted(r["results"].items()))
+        lines.append(f"| {r['fps']:g} frames/s | {r['deadline_ms']:g} ms | {r['triggers']} | {r['answered']} | "
+                     f"{' / '.join(ms(lat[k], tick) for k in ('p50', 'p99', 'max'))} | {ms(ch['p50'], tick)} / "
+                     f"{ms(ch['p99'], tick)} | {r['overruns']} | {r['misses']} | {r['late']} | {answers} |")
+    return "\n".join(lines) + (f"\n\nClient: {rate:g} triggers/s on a fixed schedule, reading every {poll_ms:g} ms; a "
+                               "trigger not answered before the next one's tick counts as longer than the tick "
+                               "(> 1000 / rate ms) in the percentiles.")
 
 
 async def _connect(port: int):
@@ -98,7 +170,7 @@ class OpcUaPlc:
         cmd = [sys.executable, "-m", "patchline", "run", str(pipeline), "--source", str(cells), "--loop", "--fps",
                f"{fps:g}", "--camera", "cam", "--line", line, "--banks", str(banks), "--opcua",
                f"opc.tcp://127.0.0.1:{port}", "--triggered", "--deadline-ms", f"{deadline_ms:g}"]
-        station = plc.Station(cmd, self.args.work / f"plc-opcua-station-{fps:g}.log")
+        station = Station(cmd, self.args.work / f"plc-opcua-station-{fps:g}.log")
         try:
             records = asyncio.run(_drive(port, triggers, self.args.rate, self.args.poll_ms / 1000.0))
         finally:
@@ -108,7 +180,7 @@ class OpcUaPlc:
         chain = [p[0]["latency_ms"] for p in station.by_trigger.values() if p and p[0].get("latency_ms") is not None]
         latencies = [float("inf") if r["latency_ms"] is None else r["latency_ms"] for r in records]
         return {"fps": fps, "rate": self.args.rate, "deadline_ms": deadline_ms, "triggers": len(records),
-                "answered": len(answered), "latency": plc.percentiles(latencies), "chain": plc.percentiles(chain),
+                "answered": len(answered), "latency": percentiles(latencies), "chain": percentiles(chain),
                 "overruns": final["overruns"], "misses": final["deadline_misses"],
                 "results": Counter((r["result"], r["error_code"]) for r in answered),
                 "late": sum(1 for p in station.by_trigger.values() for q in p if q.get("late"))}
@@ -134,10 +206,10 @@ def main(argv=None) -> int:
     work = args.work = args.work.resolve()
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # model paths in pipeline files are relative to the working directory
-    line, _ = plc.train_real_line("mono", work, quick=args.quick)
-    banks = plc.banks_for(work, plc.CONFIGURED, args.quick)
-    cells = plc.spread(plc.test_cells(work, "mono", args.quick), 260, work)
-    pipeline = plc.line_pipeline(plc.CONFIGURED, None, line, work)
+    line, _ = train_real_line("mono", work, quick=args.quick)
+    banks = banks_for(work, CONFIGURED, args.quick)
+    cells = spread(test_cells(work, "mono", args.quick), 260, work)
+    pipeline = line_pipeline(CONFIGURED, None, line, work)
     bench = OpcUaPlc(args)
     rows = [bench.measure(pipeline, cells, line, banks, float(f), args.deadline_ms, args.triggers)
             for f in args.fps.split(",") if f]
@@ -145,9 +217,9 @@ def main(argv=None) -> int:
         saved, args.rate = args.rate, 1.0  # one trigger a second: each one waits for its answer
         rows.append(bench.measure(pipeline, cells, line, banks, 0.5, 50.0, args.stall_triggers))
         args.rate = saved
-    print(f"bench.plc_opcua on {plc.machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test "
+    print(f"bench.plc_opcua on {machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test "
           "cells looped; the client is an asyncua Client writing Trigger and reading ResultReady / Results\n")
-    print(plc.table(rows, args.rate, args.poll_ms).replace("result_ready", "ResultReady"))
+    print(table(rows, args.rate, args.poll_ms))
     print("\nThe last row (if any) is the stalled camera: a frame every 2 s, a 50 ms deadline, one trigger a second.")
     return 0
 
