@@ -1,0 +1,278 @@
+"""`patchline tune` judged by regret on a panel of lines where the setting may matter (benchmark only:
+the test split chooses nothing).
+
+Lines (real ELPV cells, real defect labels, the fixed split of docs/benchmarks.md):
+- mono, poly: the cells as they are (300 px);
+- wide: mono cells seen by a wider camera: each cell downscaled to WIDE_PX before it becomes the frame;
+- jitter: mono cells placed as an unfixtured conveyor would: a seeded random shift (up to 4 % of
+  the side) and rotation (up to 3°) per cell, train and test alike, the border black.
+
+Per line, REAL_POOL of the split's defective cells (seeded) move to the training side as the pool of
+known-bad images `--defects` would get; the test is every test normal and --test-defects of the other
+defective cells (seeded), the same for every row. Training cells are sampled (--train, seeded). `tune_line` runs on the training side with every setting taken to
+rung 2 (keep=None) so that every setting has a bank and a test AUROC; tune's own choice is then
+re-enacted from the proxies exactly as successive halving makes it (rung 1's best KEEP, then the
+best of those in rung 2), with 0, 5 (REAL_DRAWS seeded draws from the pool) and 20 real defects.
+Regret = best test AUROC in the grid − the chosen setting's, with a paired bootstrap interval.
+Exported-model costs are not measured here (no budget).
+
+    python -m bench.tune_panel [--lines mono,poly,wide,jitter] [--train 200] [--test-defects 150] [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LINES = ("mono", "poly", "wide", "jitter")
+WIDE_PX = 112
+REAL_POOL = 20
+REAL_DRAWS = 10
+BACKBONES = ("efficientnet_lite0", "mobilenet_v2")
+LAYER_SETS = (("layer2",), ("layer2", "layer3"))
+DEFAULT_AGGREGATION = "topk5"  # what configs/elpv.yaml's lines choose by their bold-defect rule (bench/elpv.py)
+
+
+def sizes_for(line: str) -> list[int]:
+    """Grid image sizes: 224 and 320 (above the wide line's frame: upsampling), and the wide frame itself."""
+    return [WIDE_PX, 224, 320] if line == "wide" else [224, 320]
+
+
+def jittered(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The cell shifted by up to 4 % of its side and turned by up to 3°, black where nothing was."""
+    import cv2
+
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-3, 3)), 1.0)
+    matrix[:, 2] += rng.uniform(-0.04, 0.04, size=2) * np.array([w, h])
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def line_images(line: str, n_train: int, n_test_defects: int, seed: int = 0) -> dict:
+    """{"train": [...], "real": [REAL_POOL defects], "test": [...], "labels": (N,) 0/1} of one panel line:
+    n_train training cells and n_test_defects of the remaining defective cells (seeded), every test normal."""
+    import cv2
+
+    from patchline.data.datasets import elpv_split
+
+    split = elpv_split("poly" if line == "poly" else "mono")
+    rng = np.random.default_rng(seed)
+    train = [split.train[i] for i in np.sort(rng.permutation(len(split.train))[:n_train])]
+    pool = np.sort(rng.permutation(len(split.test_defect))[:REAL_POOL])
+    real = [split.test_defect[i] for i in pool]
+    rest = np.setdiff1d(np.arange(len(split.test_defect)), pool)
+    defects = [split.test_defect[i] for i in np.sort(rng.permutation(rest)[:n_test_defects])]
+    test = list(split.test_normal) + defects
+    labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(defects))]
+    if line == "wide":
+        shrink = lambda im: cv2.resize(im, (WIDE_PX, WIDE_PX), interpolation=cv2.INTER_AREA)
+        train, real, test = [shrink(i) for i in train], [shrink(i) for i in real], [shrink(i) for i in test]
+    if line == "jitter":
+        moves = np.random.default_rng(seed + 7)
+        train, real, test = ([jittered(i, moves) for i in part] for part in (train, real, test))
+    return {"train": train, "real": real, "test": test, "labels": labels}
+
+
+def run_line(line: str, n_train: int, n_test_defects: int) -> dict:
+    """Tune on the line's training side, score every setting's bank on the test; returns what the table needs."""
+    from patchline.core.scoring import aggregate_all
+    from patchline.models.mindspore_extractor import load_extractor
+    from patchline.settings import load_category_table
+    from patchline.training.tune import TuneHooks, candidate_grid, tune_line
+    from patchline.training.tune_trial import embed_features, extract_features
+
+    base = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{'poly' if line == 'poly' else 'mono'}")
+    data = line_images(line, n_train, n_test_defects)
+    candidates = candidate_grid(base, BACKBONES, sizes_for(line), LAYER_SETS, [base.coreset_ratio])
+    extractors, test_features, record = {}, {}, {"proxy": {}, "test": {}}
+
+    def extractor_for(backbone):
+        if backbone not in extractors:
+            extractors[backbone] = load_extractor(backbone, ("layer2", "layer3"), cache_dir=ROOT / "models")[0]
+        return extractors[backbone]
+
+    def on_bank(candidate, search, aggregation, scores):  # the benchmark's view; tuning never sees it
+        key = f"{candidate.backbone} {candidate.imagesize}px {'+'.join(candidate.layers)}"
+        record["proxy"].setdefault(key, {})[str(scores["rung"])] = {
+            "normal": {a: v.tolist() for a, v in scores["normal"].items()},
+            "defect": {a: v.tolist() for a, v in scores["defect"].items()}, "families": scores["families"].tolist()}
+        if scores["rung"] == 1:
+            return
+        group = (candidate.backbone, candidate.imagesize)
+        if group not in test_features:
+            settings = base.replace(backbone=candidate.backbone, imagesize=candidate.imagesize,
+                                    resize=candidate.resize, layers=("layer2", "layer3"))
+            test_features[group] = extract_features(data["test"], extractor_for(candidate.backbone), settings)[0]
+        emb = embed_features(test_features[group], candidate.layers, candidate.patchsize)
+        record["test"][key] = {a: v.tolist() for a, v in aggregate_all(search.patch_scores(emb)).items()}
+
+    began = time.perf_counter()
+    tune_line(base, data["train"], candidates, TuneHooks(extractor_for, lambda c: {"layer2": 0.0, "layer3": 0.0},
+                                                         on_bank=on_bank), progress=True, defects=data["real"], keep=None)
+    default = f"{base.backbone} {base.imagesize}px {'+'.join(base.layers)}"
+    return {"line": line, "n_train": len(data["train"]), "n_real": len(data["real"]), "labels": data["labels"].tolist(),
+            "frame_px": int(data["train"][0].shape[0]), "default": default, "seconds": time.perf_counter() - began,
+            **record}
+
+
+STATISTICS = ("pooled", "worst family", "detected at 10 %")
+
+
+def statistic(normal: dict, defect: dict, families: np.ndarray, name: str) -> tuple[str, float]:
+    """(aggregation, value) of a candidate proxy statistic over synthetic defects only, at its best
+    aggregation: 'worst family' (the lowest family AUROC), 'detected at 10 %' (share of defects above
+    the normals' 90th percentile, a low-false-alarm view). 'pooled' is tune's own (tune_trial.proxy_score)."""
+    from patchline.core.metrics import auroc
+
+    def value(a: str) -> float:
+        if name == "worst family":
+            return min(auroc(np.r_[np.zeros(len(normal[a])), np.ones(int((families == f).sum()))],
+                             np.r_[normal[a], defect[a][families == f]]) for f in set(families.tolist()))
+        return float(np.mean(defect[a] > np.quantile(normal[a], 0.9)))
+
+    best = max(normal, key=value)
+    return best, value(best)
+
+
+def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "pooled") -> tuple[str, float]:
+    """(aggregation, proxy score) of one trial's proxy scores with the real defects `real_rows` (indices
+    into the pool) kept and the other real defects dropped (None: none kept); `name`: STATISTICS."""
+    from patchline.training.tune_trial import REAL, proxy_score
+
+    families = np.array(scores["families"])
+    real_at = np.flatnonzero(families == REAL)
+    keep = np.ones(len(families), dtype=bool)
+    keep[real_at] = False
+    if real_rows is not None:
+        keep[real_at[real_rows]] = True
+    normal = {a: np.array(v) for a, v in scores["normal"].items()}
+    defect = {a: np.array(v)[keep] for a, v in scores["defect"].items()}
+    if name != "pooled":
+        return statistic(normal, defect, families[keep], name)
+    aggregation, score, _ = proxy_score(normal, defect, families[keep])
+    return aggregation, score[aggregation]
+
+
+def choice(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "pooled") -> tuple[str, dict]:
+    """(setting tune chooses, {setting: aggregation}) by successive halving with `keep` in rung 2
+    (None: no halving, the best rung-2 proxy; 0: rung 1's proxy alone)."""
+    first = {k: proxy_of(v["1"], real_rows, name) for k, v in result["proxy"].items() if "1" in v}
+    second = {k: proxy_of(v["2"], real_rows, name) for k, v in result["proxy"].items()}
+    if keep == 0 and first:
+        return max(first, key=lambda k: first[k][1]), {k: a for k, (a, _) in second.items()}
+    promoted = sorted(first, key=lambda k: -first[k][1])[:keep] if first and keep else list(second)
+    return max(promoted, key=lambda k: second[k][1]), {k: a for k, (a, _) in second.items()}
+
+
+def condition(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "pooled") -> dict:
+    """One line under one real-defect condition: chosen, best and default settings, regret with its
+    paired bootstrap interval, and chosen − default with its interval."""
+    from patchline.core.intervals import paired_bootstrap_difference
+    from patchline.core.metrics import auroc
+
+    labels = np.array(result["labels"])
+    chosen, aggregation = choice(result, real_rows, keep, name)
+    scores = {k: np.array(result["test"][k][aggregation[k]]) for k in aggregation}
+    test = {k: auroc(labels, s) for k, s in scores.items()}
+    best = max(test, key=test.get)
+    default = np.array(result["test"][result["default"]][DEFAULT_AGGREGATION])
+    return {"chosen": chosen, "best": best, "test": test, "aggregation": aggregation,
+            "default": auroc(labels, default),
+            "regret": paired_bootstrap_difference(labels, scores[best], scores[chosen]),
+            "vs_default": paired_bootstrap_difference(labels, scores[chosen], default)}
+
+
+def summary_row(result: dict, keep: int) -> str:
+    """The panel table's row of one line."""
+    none = condition(result, None, keep)
+    five = [condition(result, np.sort(np.random.default_rng(d).permutation(result["n_real"])[:5]), keep)
+            for d in range(REAL_DRAWS)]
+    twenty = condition(result, np.arange(result["n_real"]), keep)
+    r0, d0, r20 = none["regret"], none["vs_default"], twenty["regret"]
+    five_regrets = [c["regret"][0] for c in five]
+    test = none["test"]
+    return (f"| {result['line']} ({result['frame_px']} px, {result['n_train']} train, {len(result['labels'])} test) | "
+            f"{none['best']} {test[none['best']]:.4f} | {result['default']} {DEFAULT_AGGREGATION} {none['default']:.4f} | "
+            f"{none['chosen']} {test[none['chosen']]:.4f} | {r0[0]:.4f} [{r0[1]:.4f}, {r0[2]:.4f}] | "
+            f"{d0[0]:+.4f} [{d0[1]:+.4f}, {d0[2]:+.4f}] | {np.mean(five_regrets):.4f} (worst {max(five_regrets):.4f}) | "
+            f"{twenty['chosen']}: {r20[0]:.4f} [{r20[1]:.4f}, {r20[2]:.4f}] | {result['seconds'] / 60:.1f} |")
+
+
+def setting_table(result: dict) -> str:
+    """Every setting of one line: rung-1 and rung-2 proxy (synthetic only and with all 20 real defects),
+    test AUROC (benchmark only), and Spearman of each proxy with the test."""
+    from scipy.stats import spearmanr
+
+    none, twenty = condition(result, None, 4), condition(result, np.arange(result["n_real"]), 4)
+    rows = [f"{result['line']}: | setting | rung 1 proxy | rung 2 proxy | rung 2 proxy + 20 real | test AUROC "
+            f"(bench only) |", "|---|---:|---:|---:|---:|"]
+    keys = list(result["test"])
+    proxy = {k: proxy_of(result["proxy"][k]["2"], None)[1] for k in keys}
+    with_real = {k: proxy_of(result["proxy"][k]["2"], np.arange(result["n_real"]))[1] for k in keys}
+    for k in keys:
+        first = proxy_of(result["proxy"][k]["1"], None)[1] if "1" in result["proxy"][k] else float("nan")
+        mark = " **(chosen)**" if k == none["chosen"] else ""
+        rows.append(f"| {k}, {none['aggregation'][k]}{mark} | {first:.4f} | {proxy[k]:.4f} | {with_real[k]:.4f} | "
+                    f"{none['test'][k]:.4f} |")
+    tests = [none["test"][k] for k in keys]
+    rows.append(f"Spearman with the test AUROC: proxy {spearmanr([proxy[k] for k in keys], tests).statistic:.2f}, "
+                f"proxy + 20 real {spearmanr([with_real[k] for k in keys], [twenty['test'][k] for k in keys]).statistic:.2f}")
+    return "\n".join(rows)
+
+
+def variants_row(result: dict, keep: int) -> str:
+    """Regret (no real defects) of tune's halving choice under each candidate statistic, and of the
+    pooled proxy without halving (rung 2 on every setting) and with rung 1 alone."""
+    cells = [condition(result, None, keep, name)["regret"][0] for name in STATISTICS]
+    cells += [condition(result, None, None)["regret"][0], condition(result, None, 0)["regret"][0]]
+    return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", default=",".join(LINES))
+    parser.add_argument("--train", type=int, default=200, help="training cells sampled per line (seeded)")
+    parser.add_argument("--test-defects", type=int, default=150, help="defective test cells sampled per line (seeded; "
+                                                                       "every test normal is kept)")
+    parser.add_argument("--quick", action="store_true", help="120 training cells, 80 test defects per line (smoke test)")
+    parser.add_argument("--keep", type=int, default=4, help="settings rung 2 takes (as patchline tune --keep)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/tune_panel"), help="folder for each line's JSON")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    n_train, n_test_defects = (120, 80) if args.quick else (args.train, args.test_defects)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        (args.out / f"{args.one}.json").write_text(json.dumps(run_line(args.one, n_train, n_test_defects)))
+        return 0
+    results = []
+    for line in args.lines.split(","):
+        if not (args.out / f"{line}.json").exists():  # each line in its own process (memory); kept for reruns
+            subprocess.run([sys.executable, "-m", "bench.tune_panel", "--one", line, "--train", str(n_train),
+                            "--test-defects", str(n_test_defects), "--out", str(args.out)], check=True, cwd=ROOT)
+        results.append(json.loads((args.out / f"{line}.json").read_text()))
+    print("| line | best by test (bench only) | configured default | tune's choice, no real defects | regret "
+          "[paired 95 %] | choice − default [paired 95 %] | regret, 5 real (mean of 10 draws) | 20 real: choice, "
+          "regret | tune min |")
+    print("|---|---|---|---|---|---|---|---|---:|")
+    for result in results:
+        print(summary_row(result, args.keep))
+    print("\nregret with no real defects, by proxy statistic (halving as tune) and by halving scheme (pooled proxy)")
+    print("| line | " + " | ".join(STATISTICS) + " | no halving | rung 1 only |")
+    print("|---" * (len(STATISTICS) + 3) + "|")
+    for result in results:
+        print(variants_row(result, args.keep))
+    for result in results:
+        print("\n" + setting_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
