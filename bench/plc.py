@@ -5,9 +5,9 @@ the PLC. Not a test; prints a Markdown table.
                         [--stall-triggers 10] [--quick] [--work DIR (default: the patchline-bench folder in the temp dir)]
 
 The demo's line (elpv-mono, trained as configs/elpv.yaml says, through pipeline/elpv_mono.pipeline,
-bench/pipeline.py's helpers) runs triggered (`patchline run --triggered --modbus`, through
-run_pipeline as the CLI calls it) on its test cells read from a folder at a camera's pace (--fps;
-each value is a run). The PLC, in this process's main thread, writes the trigger register
+bench/pipeline.py's helpers) runs triggered (`patchline run --triggered --modbus` in a process of its
+own, as a plant runs it) on its test cells read from a folder at a camera's pace (--fps; each value
+is a run). The PLC, this process (another process, as a PLC is another device), writes the trigger register
 --rate times a second on a fixed schedule and polls the camera's block every --poll-ms; per trigger,
 the time from just before its trigger write to the end of the first read that shows result_ready for
 it (then it writes acknowledge). A trigger whose answer has not come by the next tick is written anyway:
@@ -33,42 +33,58 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, percentiles,  # noqa: E402
-                            spread, test_cells, train_real_line)
+import numpy as np  # noqa: E402
+
+from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, spread, test_cells,  # noqa: E402
+                            train_real_line)
 
 
-class Answers:
-    """A sink keeping each trigger's verdict payload (the chain's latency, the result)."""
-
-    def __init__(self):
-        from patchline.app.sinks import Sink
-
-        answers = self
-
-        class _Sink(Sink):
-            def verdict(self, verdict):
-                if "trigger" in verdict.payload:
-                    with answers.lock:
-                        answers.by_trigger.setdefault(verdict.payload["trigger"], []).append(dict(verdict.payload))
-
-        self.lock, self.by_trigger, self.sink = threading.Lock(), {}, _Sink()
+def percentiles(values_ms: list[float]) -> dict:
+    """p50 / p99 / max, each an observed value (numpy's 'higher' method: no interpolation toward +inf)."""
+    v = np.asarray(values_ms, dtype=np.float64)
+    if not len(v):
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {"n": int(len(v)), "p50": float(np.percentile(v, 50, method="higher")),
+            "p99": float(np.percentile(v, 99, method="higher")), "max": float(v.max())}
 
 
-def station_run(settings, sinks):
-    """Start run_pipeline in a thread; returns (stop(), thread)."""
-    from patchline.app.run import run_pipeline
+class Station:
+    """`patchline run … --modbus --triggered` as its own process (the PLC, this process, shares no GIL with
+    it); its stdout's JSON verdict lines (the run prints them when nothing is published) kept by trigger."""
 
-    managers, started = [], threading.Event()
+    def __init__(self, cmd: list[str], log: Path):
+        import subprocess
 
-    def on_start(manager):
-        managers.append(manager)
-        started.set()
+        self.by_trigger: dict[int, list[dict]] = {}
+        self.lock = threading.Lock()
+        self.log = log
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    thread = threading.Thread(target=lambda: run_pipeline(settings, sinks, on_start=on_start), daemon=True)
-    thread.start()
-    if not started.wait(300):
-        raise SystemExit("the run did not start")
-    return (lambda: managers[0].stop()), thread
+    def _read(self) -> None:
+        import json
+
+        for row in self.proc.stdout:
+            if row.startswith("{"):
+                payload = json.loads(row)
+                if "trigger" in payload:
+                    with self.lock:
+                        self.by_trigger.setdefault(payload["trigger"], []).append(payload)
+
+    def stop(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.reader.join(10)
+        if self.proc.returncode not in (0, -2):
+            raise SystemExit(f"the station ended with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
 
 
 def plc_client(port: int):
@@ -78,7 +94,7 @@ def plc_client(port: int):
 
     logging.getLogger("pymodbus").setLevel(logging.ERROR)
     client = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not client.connect():
         if time.monotonic() > deadline:
             raise SystemExit(f"no Modbus server on port {port}")
@@ -120,35 +136,44 @@ def drive(client, n: int, rate: float, poll_s: float) -> list[dict]:
 
 def measure(pipeline: Path, cells: Path, line: str, banks: Path, fps: float, args, deadline_ms: float,
             triggers: int) -> dict:
-    """One triggered run of `line` at `fps`, driven by the PLC; its row of figures."""
-    from patchline.app.run_settings import PlcOptions, RunSettings, StationConfig
+    """One triggered run of `line` at `fps` (`patchline run` in its own process), driven by the PLC; its row."""
     from patchline.mqtt.local_broker import free_port
 
-    port, answers = free_port(), Answers()
-    station = StationConfig(True, deadline_ms / 1000.0, 1.0)
-    settings = RunSettings(pipeline, (str(cells),), camera="cam", line=line, banks_root=banks, loop_folder=True,
-                           folder_fps=fps, quiet=True, plc=PlcOptions(station, ("127.0.0.1", port))).check()
-    stop, thread = station_run(settings, [answers.sink])
-    client = plc_client(port)
+    port = free_port()
+    cmd = [sys.executable, "-m", "patchline", "run", str(pipeline), "--source", str(cells), "--loop", "--fps", f"{fps:g}",
+           "--camera", "cam", "--line", line, "--banks", str(banks), "--modbus", f"127.0.0.1:{port}", "--triggered",
+           "--deadline-ms", f"{deadline_ms:g}"]
+    station = Station(cmd, args.work / f"plc-station-{fps:g}.log")
     try:
-        records = drive(client, triggers, args.rate, args.poll_ms / 1000.0)
+        client = plc_client(port)
+        try:
+            records = drive(client, triggers, args.rate, args.poll_ms / 1000.0)
+        finally:
+            client.close()
     finally:
-        client.close()
-        stop()
-        thread.join(60)
+        station.stop()
     final = records.pop()["final"]
     answered = [r for r in records if r["latency_ms"] is not None]
-    chain = [p[0]["latency_ms"] for p in answers.by_trigger.values() if p and p[0].get("latency_ms") is not None]
+    chain = [p[0]["latency_ms"] for p in station.by_trigger.values() if p and p[0].get("latency_ms") is not None]
     results = Counter((r["result"], r["error_code"]) for r in answered)
-    return {"fps": fps, "deadline_ms": deadline_ms, "triggers": len(records), "answered": len(answered),
-            "latency": percentiles([r["latency_ms"] for r in answered]), "chain": percentiles(chain),
+    # a trigger not answered before the next tick took longer than the tick: +inf in the percentiles
+    latencies = [float("inf") if r["latency_ms"] is None else r["latency_ms"] for r in records]
+    return {"fps": fps, "rate": args.rate, "deadline_ms": deadline_ms, "triggers": len(records),
+            "answered": len(answered), "latency": percentiles(latencies), "chain": percentiles(chain),
             "overruns": final["overruns"], "misses": final["deadline_misses"], "results": results,
-            "late": sum(1 for p in answers.by_trigger.values() for q in p if q.get("late"))}
+            "late": sum(1 for p in station.by_trigger.values() for q in p if q.get("late"))}
 
 
 def results_text(results: Counter) -> str:
     names = {(1, 0): "OK", (2, 0): "NG", (2, 1): "NG/deadline", (2, 2): "NG/camera", (2, 3): "NG/frame error"}
     return ", ".join(f"{n} {names.get(k, str(k))}" for k, n in sorted(results.items()))
+
+
+def ms(value: float, tick_ms: float) -> str:
+    """A latency in ms; '> tick' for one beyond the next trigger's tick, '–' when there is none."""
+    if value != value:
+        return "–"
+    return f"> {tick_ms:g}" if value == float("inf") else f"{value:.1f}"
 
 
 def table(rows: list[dict], rate: float, poll_ms: float) -> str:
@@ -158,10 +183,14 @@ def table(rows: list[dict], rate: float, poll_ms: float) -> str:
     lines = [head]
     for r in rows:
         lat, ch = r["latency"], r["chain"]
+        tick = 1000.0 / r["rate"]
         lines.append(f"| {r['fps']:g} frames/s | {r['deadline_ms']:g} ms | {r['triggers']} | {r['answered']} | "
-                     f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} | {ch['p50']:.1f} / {ch['p99']:.1f} | "
+                     f"{' / '.join(ms(lat[k], tick) for k in ('p50', 'p99', 'max'))} | "
+                     f"{ms(ch['p50'], tick)} / {ms(ch['p99'], tick)} | "
                      f"{r['overruns']} | {r['misses']} | {r['late']} | {results_text(r['results'])} |")
-    return "\n".join(lines) + f"\n\nPLC: {rate:g} triggers/s on a fixed schedule, polling every {poll_ms:g} ms."
+    return "\n".join(lines) + (f"\n\nPLC: {rate:g} triggers/s on a fixed schedule, polling every {poll_ms:g} ms; a "
+                               "trigger not answered before the next one's tick counts as longer than the tick "
+                               "(> 1000 / rate ms) in the percentiles.")
 
 
 def main(argv=None) -> int:
@@ -179,7 +208,7 @@ def main(argv=None) -> int:
         args.triggers, args.stall_triggers = min(args.triggers, 40), min(args.stall_triggers, 3)
     import os
 
-    work = args.work.resolve()
+    work = args.work = args.work.resolve()
     (work / "models").mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # model paths in pipeline files are relative to the working directory
     line, _ = train_real_line("mono", work, quick=args.quick)
