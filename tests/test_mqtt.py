@@ -174,8 +174,11 @@ def test_alarms_spooled_during_restart_survive_the_process(mosquitto_broker_pers
     pub2 = Publisher(settings, "L1", ["cam1"], spool, reconnect_delay=FAST)
     assert pub2.stats()["spooled_alarms"] == 5
     pub2.start()
-    col.wait_for(lambda m: len(frame_ids(col, "/alarm")) >= 6, timeout=15)
-    assert frame_ids(col, "/alarm") == [0, 1, 2, 3, 4, 5]
+    col.wait_for(lambda m: set(frame_ids(col, "/alarm")) >= set(range(6)), timeout=15)
+    # QoS 1 is at least once: the broker may hand alarm 0 to the persistent subscriber again after its
+    # restart when the subscriber's acknowledgement had not been saved before the stop. Nothing may be
+    # lost or reordered; a redelivery is allowed.
+    assert list(dict.fromkeys(frame_ids(col, "/alarm"))) == [0, 1, 2, 3, 4, 5]
     assert pub2.wait_idle(5)
     assert not list(spool.glob("*.json"))
     pub2.close(timeout=5)
