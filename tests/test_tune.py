@@ -95,3 +95,98 @@ def test_too_few_good_images_to_tune_on_is_one_sentence(tmp_path):
     done = patchline("tune", "--line", "few", "--images", tmp_path / "data" / "brick" / "train" / "good",
                      "--grid-sizes", "64", *GRID, cwd=tmp_path)
     assert done.returncode == 2 and "tuning needs at least 8 good images" in done.stderr, done.stderr[-2000:]
+
+
+def _tried(config):
+    return config["tune"]["tried"]
+
+
+def test_halving_tries_every_setting_on_a_sample_and_the_best_few_on_every_image(tmp_path):
+    # 40 good images, rung 1 on 18 of them: the 4 settings all appear, 2 of them (--keep 2) were tried
+    # again on every image, and the choice is one of those
+    make_texture_dataset(tmp_path / "data", ("brick",), n_train=40, n_test_good=1, n_test_defect=1, size=96, seed=5)
+    done = patchline("tune", "--line", "halves", "--images", tmp_path / "data" / "brick" / "train" / "good",
+                     "--grid-sizes", "32,96", "--grid-layers", "layer2,layer2+layer3", "--grid-backbones",
+                     "efficientnet_lite0", "--grid-coreset", "0.1", "--sample", "18", "--keep", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tune rung 1: all 4 settings on 12 bank images" in done.stderr
+    assert "min left in this rung" in done.stderr and "tune rung 2: the best 2" in done.stderr
+    tried = _tried(yaml.safe_load((tmp_path / "halves.tuned.yaml").read_text()))
+    assert len(tried) == 4 and sorted(t["rung"] for t in tried) == [1, 1, 2, 2]
+    assert {t["bank_images"] for t in tried if t["rung"] == 2} == {30} and {t["bank_images"] for t in tried
+                                                                           if t["rung"] == 1} == {12}
+    (chosen,) = [t for t in tried if t["chosen"]]
+    assert chosen["rung"] == 2
+    rung1 = [t for t in tried if t["rung"] == 1]
+    assert all(t["search_ms_scaled_from_sample"] or t["search"] == "hnsw" for t in rung1)
+
+
+def test_tune_picks_an_image_size_above_the_frame_when_only_upsampling_shows_the_defects(tmp_path):
+    # 64-px frames of brick texture: at the frame's own size a one-pixel crack or a 6-px spot falls
+    # inside one stride-8 patch of a busy texture; upsampled to 192 px it spans several
+    make_texture_dataset(tmp_path / "data", ("brick",), n_train=24, n_test_good=1, n_test_defect=1, size=64, seed=4)
+    done = patchline("tune", "--line", "small", "--images", tmp_path / "data" / "brick" / "train" / "good",
+                     "--grid-sizes", "64,192", *GRID, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = yaml.safe_load((tmp_path / "small.tuned.yaml").read_text())
+    assert config["categories"]["small"]["imagesize"] == 192, _tried(config)
+    by_size = {t["imagesize"]: t["proxy_auroc"] for t in _tried(config)}
+    assert by_size[192] > by_size[64], by_size
+
+
+def test_known_bad_images_rank_settings_but_never_enter_the_bank_or_the_threshold(tmp_path):
+    make_texture_dataset(tmp_path / "data", ("brick",), n_train=24, n_test_good=1, n_test_defect=6, size=96, seed=6,
+                         defect_folder="bad")
+    good, bad = tmp_path / "data" / "brick" / "train" / "good", tmp_path / "data" / "brick" / "test" / "bad"
+    done = patchline("tune", "--line", "known", "--images", good, "--defects", bad, "--grid-sizes", "64", *GRID,
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = yaml.safe_load((tmp_path / "known.tuned.yaml").read_text())
+    assert config["tune"]["defects"] == str(bad) and config["tune"]["n_defects"] == 6
+    assert all("real" in t["families"] for t in _tried(config))
+    trained = patchline("train", "--line", "known", "--images", good, "--config", "known.tuned.yaml", "--quiet",
+                        cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    import json
+
+    from patchline.data.datasets import good_images as listed
+    from patchline.training.train import image_list_sha256
+
+    line_dir = tmp_path / "faiss-index-precision" / "known"
+    meta = json.loads((line_dir / (line_dir / "CURRENT").read_text().strip() / "bank.json").read_text())
+    assert meta["training"]["n_images"] == 24
+    assert meta["training"]["image_list_sha256"] == image_list_sha256(listed(good))
+    assert meta["threshold_policy"]["promise"]["n_images"] == 24
+    assert image_list_sha256(listed(good) + listed(bad)) != meta["training"]["image_list_sha256"]
+
+
+def test_too_many_known_bad_images_is_one_sentence(good_images, tmp_path):
+    root, images = good_images
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    source = next(images.iterdir())
+    for i in range(201):
+        (bad / f"{i:03d}.png").write_bytes(source.read_bytes())
+    done = patchline("tune", "--line", "many", "--images", images, "--defects", bad, "--grid-sizes", "64", *GRID,
+                     cwd=root)
+    assert done.returncode == 2 and "tune scores at most 200 known-bad images" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_when_no_setting_sees_the_defects_tune_says_so_in_one_sentence_and_records_it(tmp_path):
+    # every good image is fresh coarse noise and the grid's only size is 32 px: at that size the
+    # subtle defects of a 192-px frame are a pixel or two inside noise as strong as they are
+    rng = np.random.default_rng(8)
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    import cv2
+
+    for i in range(24):
+        coarse = rng.integers(0, 256, (24, 24), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.resize(coarse, (192, 192), interpolation=cv2.INTER_NEAREST))
+    done = patchline("tune", "--line", "noise", "--images", folder, "--grid-sizes", "32", *GRID, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = yaml.safe_load((tmp_path / "noise.tuned.yaml").read_text())
+    sentence = config["tune"]["no_good_setting"]
+    assert sentence and sentence.startswith("no setting tried is good") and "--grid-sizes" in sentence, config["tune"]
+    assert sentence in done.stdout and "Traceback" not in done.stderr

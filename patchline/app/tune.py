@@ -59,9 +59,9 @@ def _tried(t, chosen, cores: int) -> dict:
     c = t.candidate
     return {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize, "layers": list(c.layers),
             "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio, "bank_patches": t.bank_patches,
-            "rung": t.rung, "bank_images": t.bank_images, "proxy_auroc": round(t.best_auroc, 4),
-            "families": {k: round(v, 4) for k, v in t.families.items()}, "aggregation": t.aggregation,
-            "search": t.search, "cpu_ms": {k: round(v, 2) for k, v in t.cost_ms.items()},
+            "rung": t.rung, "bank_images": t.bank_images, "proxy_auroc": round(float(t.best_auroc), 4),
+            "families": {str(k): round(float(v), 4) for k, v in t.families.items()}, "aggregation": t.aggregation,
+            "search": t.search, "cpu_ms": {k: round(float(v), 2) for k, v in t.cost_ms.items()},
             "search_ms_scaled_from_sample": t.cost_estimated,
             "estimated_fps": round(t.frames_per_second(cores), 1), "chosen": t is chosen}
 
