@@ -8,9 +8,9 @@
 - every verdict goes to the station (it answers the trigger, marks a late one); a trigger not answered
   by its deadline comes back as a verdict-like payload through the run's router, so MQTT publishes it;
 - each camera's status tells the station whether the camera is delivering;
-- `start()` registers the cameras, starts the station's clock and the protocol servers (Modbus TCP, OPC UA)
-  and, with a broker, the MQTT trigger / recipe listener; `close()` stops them (a waiting trigger is
-  answered NG / STOPPED, the heartbeat stops).
+- `start()` registers the cameras, starts the station's clock and the protocol servers (Modbus TCP, OPC UA),
+  with a broker the MQTT trigger / recipe listener, and with a trigger folder its poller (plc_folder.py);
+  `close()` stops them (a waiting trigger is answered NG / STOPPED, the heartbeat stops).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class PlcSink(Sink):
         self.station = Station(options.station)
         self.servers: list = []  # protocol adapters with close()
         self.requests = None
+        self.folder = None  # the trigger folder's poller (plc_folder.py)
 
     @property
     def recipe_lines(self) -> list[str]:
@@ -76,6 +77,10 @@ class PlcSink(Sink):
                 from patchline.app.plc_requests import MqttRequests
 
                 self.requests = MqttRequests(self.station, self.broker).start()
+            if self.options.trigger_folder is not None:
+                from patchline.app.plc_folder import FolderTriggers
+
+                self.folder = FolderTriggers(self.station, self.options.trigger_folder).start()
         except BaseException:
             self.close()
             raise
@@ -90,6 +95,9 @@ class PlcSink(Sink):
         if self.requests is not None:
             self.requests.close()
             self.requests = None
+        if self.folder is not None:
+            self.folder.close()
+            self.folder = None
         self.station.close()
         for server in self.servers:
             server.close()

@@ -39,16 +39,18 @@ class PlcOptions:
     """The run as an inspection station a PLC talks to (patchline/plc, docs/plc.md): how it answers
     (station: triggered or free-running cameras, deadline, heartbeat, recipes) and where
     (modbus: (host, port) of the Modbus TCP server; host "" listens on every interface; opcua: (host,
-    port) of the OPC UA server, opc.tcp://host:port)."""
+    port) of the OPC UA server, opc.tcp://host:port; trigger_folder: a new file in <it>/<camera>/ is a
+    trigger, patchline/app/plc_folder.py)."""
 
     station: StationConfig = StationConfig()
     modbus: tuple[str, int] | None = None
     opcua: tuple[str, int] | None = None
+    trigger_folder: Path | None = None
 
     def triggers_from(self, mqtt: bool) -> list[str]:
         """The ways a trigger can reach this run (a triggered run needs at least one)."""
         return ((["Modbus"] if self.modbus is not None else []) + (["OPC UA"] if self.opcua is not None else [])
-                + (["MQTT"] if mqtt else []))
+                + (["MQTT"] if mqtt else []) + (["a trigger folder"] if self.trigger_folder is not None else []))
 
     def check(self, mqtt: bool) -> None:
         """Raise ConfigError naming the option a station cannot use."""
@@ -57,9 +59,12 @@ class PlcOptions:
             raise ConfigError(f"--modbus: the port must be 0 … 65535, got {self.modbus[1]}.")
         if self.opcua is not None and not (isinstance(self.opcua[1], int) and 1 <= self.opcua[1] <= 65535):
             raise ConfigError(f"--opcua: the port must be 1 … 65535, got {self.opcua[1]}.")
+        if self.trigger_folder is not None and not self.station.triggered:
+            raise ConfigError("--trigger-folder needs --triggered: its files are triggers, and without --triggered "
+                              "every frame is judged.")
         if self.station.triggered and not self.triggers_from(mqtt):
             raise ConfigError("--triggered needs a way for triggers to arrive: --modbus [HOST]:PORT, --opcua "
-                              "opc.tcp://HOST:PORT or --mqtt URL.")
+                              "opc.tcp://HOST:PORT, --mqtt URL or --trigger-folder DIR.")
 
 
 @dataclass(frozen=True)
@@ -121,15 +126,15 @@ class RunSettings:
             raise ConfigError(f"max_batch must be a positive whole number of frames, got {self.max_batch}.")
         if self.host_api and self.plc is not None:
             raise ConfigError("--host-api does not run the inspection station (--modbus, --opcua, --triggered, "
-                              "--recipe): run the station without --host-api.")
+                              "--trigger-folder, --recipe): run the station without --host-api.")
         if self.host_api and any(str(s).startswith(("rtsp://", "rtsps://")) for s in self.sources):
             raise ConfigError("--host-api sends a folder's images with SendData; a camera runs in the stream "
                               "itself: run it without --host-api.")
         if self.plc is not None:
             self.plc.check(self.mqtt is not None)
             if self.host_api:
-                raise ConfigError("--modbus, --triggered and --recipe act on the stream itself; run them without "
-                                  "--host-api.")
+                raise ConfigError("--modbus, --triggered, --trigger-folder and --recipe act on the stream itself; "
+                                  "run them without --host-api.")
         if self.publish_snapshots and (self.snapshots is None or self.mqtt is None):
             raise ConfigError("--publish-snapshots needs --snapshots DIR and --mqtt URL: it publishes the snapshots "
                               "it keeps.")

@@ -1,11 +1,11 @@
 """`patchline run`'s options for a PLC (docs/plc.md): the Modbus TCP and OPC UA servers, triggered mode, the
-deadline, the heartbeat, the recipes. Argparse only; the station is patchline/plc/station.py."""
+trigger folder, the deadline, the heartbeat, the recipes. Argparse only; the station is patchline/plc/station.py."""
 
 from __future__ import annotations
 
 import argparse
 
-from patchline.cli.types import integer
+from patchline.cli.types import folder_to_use, integer
 from patchline.errors import ConfigError
 from patchline.names import check_name
 
@@ -43,7 +43,7 @@ def opcua_url(text: str) -> tuple[str, int]:
 
 
 def add_plc_arguments(p: argparse.ArgumentParser) -> None:
-    """--modbus, --opcua, --triggered, --deadline-ms, --heartbeat-ms, --recipe."""
+    """--modbus, --opcua, --triggered, --trigger-folder, --deadline-ms, --heartbeat-ms, --recipe."""
     g = p.add_argument_group("PLC (docs/plc.md)")
     g.add_argument("--modbus", metavar="[HOST]:PORT", type=host_port,
                    help="serve each camera's results, trigger, acknowledge and recipe as Modbus TCP holding registers "
@@ -54,7 +54,11 @@ def add_plc_arguments(p: argparse.ArgumentParser) -> None:
                         "anonymous sessions, no encryption: keep it on the plant network")
     g.add_argument("--triggered", action="store_true",
                    help="judge only the first frame captured after each trigger (Modbus register, OPC UA node or "
-                        "method, MQTT patchline/<camera>/trigger) instead of every frame")
+                        "method, MQTT patchline/<camera>/trigger, a file in --trigger-folder) instead of every frame")
+    g.add_argument("--trigger-folder", metavar="DIR", type=folder_to_use,
+                   help="with --triggered: a new file (any name, e.g. touched by the PLC on a shared drive) in "
+                        "DIR/<camera>/ is one trigger of that camera, removed once taken; DIR/<camera>/ is made for "
+                        "each camera and emptied at start (stale files trigger nothing)")
     g.add_argument("--deadline-ms", type=integer(1, 60_000), default=200,
                    help="a trigger not answered within this many ms is answered NG with an error code (default 200)")
     g.add_argument("--heartbeat-ms", type=integer(10, 60_000), default=1000,
@@ -69,8 +73,8 @@ def plc_options(args):
     """The run's PlcOptions, or None when no PLC option was given."""
     from patchline.app.run_settings import PlcOptions, StationConfig
 
-    if not (args.modbus or args.opcua or args.triggered or args.recipe):
+    if not (args.modbus or args.opcua or args.triggered or args.recipe or args.trigger_folder):
         return None
     station = StationConfig(args.triggered, args.deadline_ms / 1000.0, args.heartbeat_ms / 1000.0,
                             tuple(args.recipe or ()))
-    return PlcOptions(station, args.modbus, args.opcua)
+    return PlcOptions(station, args.modbus, args.opcua, args.trigger_folder)
