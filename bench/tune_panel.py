@@ -155,6 +155,9 @@ def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "pooled") -
         keep[real_at[real_rows]] = True
     normal = {a: np.array(v) for a, v in scores["normal"].items()}
     defect = {a: np.array(v)[keep] for a, v in scores["defect"].items()}
+    if name == "real only":
+        real = families[keep] == REAL
+        return statistic(normal, {a: v[real] for a, v in defect.items()}, families[keep][real], "worst family")
     if name != "pooled":
         return statistic(normal, defect, families[keep], name)
     aggregation, score, _ = proxy_score(normal, defect, families[keep])
@@ -236,6 +239,55 @@ def variants_row(result: dict, keep: int) -> str:
     return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
 
 
+def real_row(result: dict, keep: int) -> str:
+    """Regret with 5 (mean of REAL_DRAWS draws) and 20 real defects: tune's blend against the real defects alone."""
+    draws = [np.sort(np.random.default_rng(d).permutation(result["n_real"])[:5]) for d in range(REAL_DRAWS)]
+    cells = []
+    for name in ("pooled", "real only"):
+        cells.append(np.mean([condition(result, rows, keep, name)["regret"][0] for rows in draws]))
+        cells.append(condition(result, np.arange(result["n_real"]), keep, name)["regret"][0])
+    return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
+
+
+def two_sided(scores: dict, normal: dict) -> np.ndarray:
+    """The two-sided statistic of bench/score_variants.py: max(z of topk5, z of −mean), each z
+    standardised by `normal` (tune's held-out good images of the same bank, never test images).
+    scores / normal: {aggregation: (n,) image scores} → (n,) float64."""
+    def z(values, reference):
+        reference = np.asarray(reference, dtype=np.float64)
+        return (np.asarray(values, dtype=np.float64) - reference.mean()) / max(reference.std(), 1e-12)
+
+    return np.maximum(z(scores["topk5"], normal["topk5"]), z(-np.asarray(scores["mean"]), -np.asarray(normal["mean"])))
+
+
+def two_sided_row(result: dict, keep: int) -> str:
+    """Would the two-sided statistic have helped this line? For tune's chosen setting (no real defects):
+    proxy AUROC at its aggregation against the two-sided statistic's, test AUROC likewise (bench only),
+    and the best test AUROC of the grid with and without the two-sided statistic."""
+    from patchline.core.intervals import paired_bootstrap_difference
+    from patchline.core.metrics import auroc
+    from patchline.training.tune_trial import REAL
+
+    labels = np.array(result["labels"])
+    base = condition(result, None, keep)
+    chosen, aggregation = base["chosen"], base["aggregation"]
+
+    def proxy_two_sided(key):
+        proxy = result["proxy"][key]["2"]
+        synthetic = np.array(proxy["families"]) != REAL
+        normal = two_sided(proxy["normal"], proxy["normal"])
+        defect = two_sided({a: np.array(v)[synthetic] for a, v in proxy["defect"].items()}, proxy["normal"])
+        return auroc(np.r_[np.zeros(len(normal)), np.ones(len(defect))], np.r_[normal, defect])
+
+    test_two = {k: two_sided(result["test"][k], result["proxy"][k]["2"]["normal"]) for k in result["test"]}
+    best_two = max(test_two, key=lambda k: auroc(labels, test_two[k]))
+    diff = paired_bootstrap_difference(labels, test_two[chosen], np.array(result["test"][chosen][aggregation[chosen]]))
+    return (f"| {result['line']} | {chosen} | {proxy_of(result['proxy'][chosen]['2'], None)[1]:.4f} "
+            f"({aggregation[chosen]}) | {proxy_two_sided(chosen):.4f} | {base['test'][chosen]:.4f} | "
+            f"{auroc(labels, test_two[chosen]):.4f} | {diff[0]:+.4f} [{diff[1]:+.4f}, {diff[2]:+.4f}] | "
+            f"{max(base['test'].values()):.4f} | {best_two} {auroc(labels, test_two[best_two]):.4f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", default=",".join(LINES))
@@ -269,6 +321,18 @@ def main() -> int:
     print("|---" * (len(STATISTICS) + 3) + "|")
     for result in results:
         print(variants_row(result, args.keep))
+    print("\nregret with real defects: tune's blend (weight n / (n + 5)) against the real defects alone")
+    print("| line | blend, 5 real (mean of 10 draws) | blend, 20 real | real only, 5 | real only, 20 |")
+    print("|---|---|---|---|---|")
+    for result in results:
+        print(real_row(result, args.keep))
+    print("\nthe two-sided statistic (max of z(topk5), z(−mean); z from tune's held-out good images) on tune's "
+          "choice, no real defects")
+    print("| line | tune's choice | proxy, its aggregation | proxy, two-sided | test, its aggregation | test, "
+          "two-sided | two-sided − its aggregation [paired 95 %] | best test in the grid | best two-sided in the grid |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for result in results:
+        print(two_sided_row(result, args.keep))
     for result in results:
         print("\n" + setting_table(result))
     return 0
