@@ -122,3 +122,14 @@ def running(settings, sinks=(), timeout: float = 120.0):
         assert done.wait(timeout), "the run did not end"
         if failure:
             raise failure[0]
+
+
+def stop_station(proc, plc=None, timeout: float = 60.0) -> tuple[str, str]:
+    """End a `patchline run` station started with subprocess.Popen: close the PLC client (if any),
+    send SIGINT as a plant's Ctrl-C would, and return the run's (stdout, stderr)."""
+    import signal
+
+    if plc is not None:
+        plc.close()
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=timeout)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from plc_support import Plc, line  # noqa: F401  (line: the trained line brick)
+from plc_support import Plc, line, stop_station  # noqa: F401  (line: the trained line brick)
 
 from patchline.app import plc_folder
 from patchline.app.plc_folder import FolderTriggers
@@ -222,10 +221,7 @@ def test_the_cli_station_takes_a_trigger_file_as_one_answered_trigger(line, tmp_
         regs = plc.wait(lambda r: r["results"] == 2 and r["result_ready"], timeout=30)
         assert (regs["trigger_id"], regs["refused_writes"], regs["overruns"]) == (2, 1, 0) and proc.poll() is None
     finally:
-        if plc is not None:
-            plc.close()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = stop_station(proc, plc)
     assert proc.returncode == 0, err[-3000:]
     assert "2 triggers, 2 answers, 0 overruns" in out and "1 refused writes" in out, out
     assert "plc: 1 refused writes naming no camera" in out, out

@@ -6,13 +6,12 @@ coming back mid-run, and the command line itself."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import time
 
 import pytest
 from asyncua import Client, ua
-from plc_support import OTHER, line, running  # noqa: F401  (line: the trained lines brick, brick-b)
+from plc_support import OTHER, line, running, stop_station  # noqa: F401  (line: the trained lines brick, brick-b)
 
 from patchline.app.run_settings import PlcOptions, RunSettings
 from patchline.app.sinks import Sink
@@ -145,8 +144,7 @@ def test_the_command_line_serves_opcua(line, tmp_path):
     try:
         asyncio.run(scenario())
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = stop_station(proc)
     assert proc.returncode == 0, err[-3000:]
     assert "OPC UA server on opc.tcp://127.0.0.1" in err
     assert "plc cam (triggered, recipe 0, line brick): 1 triggers, 1 answers" in out

@@ -5,13 +5,12 @@ a real RTSP camera that stalls: the heartbeat stops, triggers are answered NG, a
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 
 import paho.mqtt.publish as publish
 import pytest
-from plc_support import OTHER, Plc, line, running  # noqa: F401  (line: the trained lines brick, brick-b)
+from plc_support import OTHER, Plc, line, running, stop_station  # noqa: F401  (line: the trained lines brick, brick-b)
 
 from patchline.app.run_settings import PlcOptions, RunSettings
 from patchline.mqtt.local_broker import free_port
@@ -62,10 +61,7 @@ def test_the_cli_station_answers_modbus_and_mqtt_triggers_and_switches_recipes(l
         regs = plc.wait(lambda r: r["refused_writes"] == refused + 4)
         assert regs["recipe"] == 2 and proc.poll() is None
     finally:
-        if plc is not None:
-            plc.close()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = stop_station(proc, plc)
     assert proc.returncode == 0, err[-3000:]
     assert "plc cam (triggered, recipe 2, line brick-b)" in out
 
