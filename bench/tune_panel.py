@@ -25,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -296,7 +297,8 @@ def main() -> int:
                                                                        "every test normal is kept)")
     parser.add_argument("--quick", action="store_true", help="120 training cells, 80 test defects per line (smoke test)")
     parser.add_argument("--keep", type=int, default=4, help="settings rung 2 takes (as patchline tune --keep)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/tune_panel"), help="folder for each line's JSON")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "patchline-tune-panel",
+                        help="folder for each line's JSON (kept: a rerun reports without recomputing)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n_train, n_test_defects = (120, 80) if args.quick else (args.train, args.test_defects)
