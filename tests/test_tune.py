@@ -117,6 +117,15 @@ def test_halving_tries_every_setting_on_a_sample_and_the_best_few_on_every_image
                                                                            if t["rung"] == 1} == {12}
     (chosen,) = [t for t in tried if t["chosen"]]
     assert chosen["rung"] == 2
+    # how sure the proxy is: the share of draws of its held-out images in which each setting the choice
+    # was made among comes first; an unsettled choice is said in one sentence, printed and recorded
+    shares = [t["first_in_resamples"] for t in tried if t["rung"] == 2]
+    assert all(0 <= s <= 1 for s in shares) and abs(sum(shares) - 1) < 0.01, shares
+    assert all(t["first_in_resamples"] is None for t in tried if t["rung"] == 1)
+    assert "first in" in done.stdout.splitlines()[0]
+    uncertain = yaml.safe_load((tmp_path / "halves.tuned.yaml").read_text())["tune"]["uncertain_choice"]
+    assert (uncertain is not None) == (chosen["first_in_resamples"] < 0.5)
+    assert uncertain is None or uncertain in done.stdout
     rung1 = [t for t in tried if t["rung"] == 1]
     assert all(t["search_ms_scaled_from_sample"] or t["search"] == "hnsw" for t in rung1)
 

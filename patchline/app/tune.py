@@ -16,6 +16,7 @@ import yaml
 
 from patchline.errors import ConfigError
 from patchline.settings import LineSettings
+from patchline.training.tune_confidence import RESAMPLES
 
 TIMED_RUNS = 20
 
@@ -39,37 +40,56 @@ def model_cost_ms(paths: dict[str, Path], imagesize: int) -> dict[str, float]:
     return costs
 
 
-def trial_table(trials, chosen, cores: int, budget_fps: float | None) -> str:
-    """The text table of every trial, the chosen one marked with *."""
+def trial_table(trials, chosen, cores: int, budget_fps: float | None, shares: dict | None = None) -> str:
+    """The text table of every trial, the chosen one marked with *; shares: {id(trial): share of the
+    proxy's resamples in which it comes first} for the trials the choice was made among."""
     head = (f"{'':2}{'backbone':<20}{'size':>5}{'resize':>7}{'layers':>15}{'patch':>6}{'coreset':>8}{'patches':>9}"
-            f"{'rung':>5}{'proxy AUROC':>12}{'aggregation':>12}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
+            f"{'rung':>5}{'proxy AUROC':>12}{'aggregation':>12}{'first in':>9}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
     rows = [head]
+    shares = shares or {}
     for t in trials:
         c = t.candidate
         fps = t.frames_per_second(cores)
         mark = "*" if t is chosen else ("-" if budget_fps is not None and fps < budget_fps else " ")
         rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{c.resize:>7}{'+'.join(c.layers):>15}{c.patchsize:>6}"
-                    f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.rung:>5}{t.best_auroc:>12.4f}{t.aggregation:>12}{t.search:>7}"
+                    f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.rung:>5}{t.best_auroc:>12.4f}{t.aggregation:>12}"
+                    f"{format(shares[id(t)], '.0%') if id(t) in shares else '':>9}{t.search:>7}"
                     f"{t.cpu_ms:>8.1f}{fps:>9.0f}")
     return "\n".join(rows)
 
 
-def _tried(t, chosen, cores: int) -> dict:
+def _tried(t, chosen, cores: int, shares: dict) -> dict:
     """One trial as the tuned config records it."""
     c = t.candidate
+    share = shares.get(id(t))
     return {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize, "layers": list(c.layers),
             "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio, "bank_patches": t.bank_patches,
             "rung": t.rung, "bank_images": t.bank_images, "proxy_auroc": round(float(t.best_auroc), 4),
             "families": {str(k): round(float(v), 4) for k, v in t.families.items()}, "aggregation": t.aggregation,
+            "first_in_resamples": None if share is None else round(float(share), 3),
             "search": t.search, "cpu_ms": {k: round(float(v), 2) for k, v in t.cost_ms.items()},
             "search_ms_scaled_from_sample": t.cost_estimated,
             "estimated_fps": round(t.frames_per_second(cores), 1), "chosen": t is chosen}
 
 
-def write_tuned_config(path: Path, base: LineSettings, trials, chosen, images: "TuneImages", cores: int,
-                       budget_fps: float | None, warning: str | None = None) -> None:
-    """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial
-    (and `no_good_setting`: the sentence tune ended with, when no setting was good)."""
+@dataclass(frozen=True)
+class TuneOutcome:
+    """What tune concluded: the chosen trial; shares: {id(trial): share of the proxy's resamples in which
+    it comes first} for the trials the choice was made among; the sentences tune ends with, None when
+    not said (no_good_setting: even the best setting hardly sees the defects; uncertain_choice: good
+    images cannot settle the choice)."""
+
+    chosen: object
+    shares: dict
+    no_good_setting: str | None = None
+    uncertain_choice: str | None = None
+
+
+def write_tuned_config(path: Path, base: LineSettings, trials, outcome: TuneOutcome, images: "TuneImages",
+                       cores: int, budget_fps: float | None) -> None:
+    """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial and
+    the outcome's sentences (`no_good_setting`, `uncertain_choice`; null when not said)."""
+    chosen, shares = outcome.chosen, outcome.shares
     c = chosen.candidate
     line_settings = {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize,
                      "layers": list(c.layers), "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio,
@@ -84,7 +104,7 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, images: "
         "tune": {
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "images": images.source, "cores": cores,
             "budget_fps": budget_fps, "defects": images.defects_source, "n_defects": len(images.defects),
-            "no_good_setting": warning,
+            "no_good_setting": outcome.no_good_setting, "uncertain_choice": outcome.uncertain_choice,
             "proxy": "best aggregation's AUROC: a quarter of the good images (never in the proxy bank) against the "
                      "same images with two subtle synthetic defects each (crack, dark region, texture change, spot); "
                      "with --defects, blended with the known-bad images' AUROC (weight n / (n + 5)); those images "
@@ -94,7 +114,10 @@ def write_tuned_config(path: Path, base: LineSettings, trials, chosen, images: "
             "cost": "CPU ms per frame: preprocess + exported models (onnxruntime, 1 thread) + embed + search "
                     "(as the pipeline searches that bank; rung 1's exact search scaled from its sample bank) + "
                     "overhead; est. fps = cores × 1000 / CPU ms × 0.7",
-            "tried": [_tried(t, chosen, cores) for t in trials],
+            "first_in_resamples": f"share of {RESAMPLES} bootstrap draws of the held-out good images and their "
+                                  f"defects in which the setting has the best proxy score (the settings the choice "
+                                  f"was made among)",
+            "tried": [_tried(t, chosen, cores, shares) for t in trials],
         },
     }
     header = (f"# Written by `patchline tune` for line {base.line} from the good images in {images.source}.\n"
@@ -162,8 +185,10 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     """Tune `base.line` on `images` over `grid`, print the table, write `out`; returns 0.
 
     PatchlineError (one sentence) when no setting meets the budget; nothing is written then. When no
-    setting is good (training/tune.no_good_setting), the sentence is printed last and recorded."""
-    from patchline.training.tune import choose, no_good_setting
+    setting is good (training/tune.no_good_setting), or else when good images cannot settle the choice
+    (training/tune_confidence.uncertain_choice), the sentence is printed last and recorded."""
+    from patchline.training.tune import choose, no_good_setting, last_rung_fitting
+    from patchline.training.tune_confidence import best_shares, uncertain_choice
 
     if budget_fps is not None and not budget_fps > 0:
         raise ConfigError(f"--budget-fps must be a positive number, not {budget_fps}.")
@@ -172,13 +197,17 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     trials = _tune_trials(base, images, grid, budget_fps, cores, weights, progress)
     chosen = choose(trials, budget_fps, cores)
     warning = no_good_setting(chosen, grid.sizes)
-    print(trial_table(trials, chosen, cores, budget_fps))
-    write_tuned_config(out, base, trials, chosen, images, cores, budget_fps, warning)
+    among = last_rung_fitting(trials, budget_fps, cores)
+    shares = dict(zip(map(id, among), best_shares(among)))
+    uncertain = None if warning else uncertain_choice(among, [shares[id(t)] for t in among], chosen)
+    print(trial_table(trials, chosen, cores, budget_fps, shares))
+    write_tuned_config(out, base, trials, TuneOutcome(chosen, shares, warning, uncertain), images, cores, budget_fps)
     c = chosen.candidate
     print(f"chosen for line {base.line}: {c.label()}, aggregation {chosen.aggregation} (proxy AUROC "
           f"{chosen.best_auroc:.4f}, about {chosen.frames_per_second(cores):.0f} frames/s on {cores} cores; "
           f"tuned in {(time.perf_counter() - began) / 60:.1f} min)\n"
           f"wrote {out}; train with: patchline train --line {base.line} --images {images.source} --config {out}")
-    if warning:
-        print(warning)
+    for sentence in (uncertain, warning):
+        if sentence:
+            print(sentence)
     return 0

@@ -28,7 +28,7 @@ from patchline.training.tune_trial import (REAL, Candidate, ProxySet, Trial, can
                                            extract_features, try_layer_sets)
 
 __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_features", "split_for_proxy",
-           "proxy_defects", "TuneHooks", "tune_line", "choose", "no_good_setting"]
+           "proxy_defects", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
 
 PROXY_FRACTION = 0.25     # of the good images: scored, never in the proxy bank
 DEFECTS_PER_IMAGE = 2     # subtle synthetic defects per proxy image
@@ -182,11 +182,16 @@ def tune_line(base: LineSettings, items: Sequence[ImageItem], candidates: Sequen
     return second + [t for t in first if t.candidate not in set(promoted)]
 
 
+def last_rung_fitting(trials: Sequence[Trial], budget_fps: float | None, cores: int) -> list[Trial]:
+    """The trials `choose` chooses among: the last rung's whose estimated frames/s meet the budget."""
+    last = max(t.rung for t in trials)
+    return [t for t in trials if t.rung == last and (budget_fps is None or t.frames_per_second(cores) >= budget_fps)]
+
+
 def choose(trials: Sequence[Trial], budget_fps: float | None, cores: int) -> Trial:
     """The trial of the last rung with the highest proxy score among those whose estimated frames/s
     meet the budget (ties: the cheaper). PatchlineError, one sentence, when none does."""
-    last = max(t.rung for t in trials)
-    fitting = [t for t in trials if t.rung == last and (budget_fps is None or t.frames_per_second(cores) >= budget_fps)]
+    fitting = last_rung_fitting(trials, budget_fps, cores)
     if not fitting:
         fastest = max(trials, key=lambda t: t.frames_per_second(cores))
         raise PatchlineError(f"no setting tried reaches {budget_fps:.0f} frames/s on {cores} cores; the fastest, "

@@ -54,7 +54,9 @@ class Candidate:
 @dataclass
 class Trial:
     """What one candidate gave: proxy score per aggregation, per-family AUROC at the chosen aggregation,
-    bank size, CPU ms per frame by part; rung 1 trials used a sample of the good images."""
+    bank size, CPU ms per frame by part; rung 1 trials used a sample of the good images. scores: the
+    image scores the proxy came from ({"normal": {aggregation: (n,)}, "defect": {…: (m,)}, "families":
+    (m,) str}), the same images for every trial of a rung (tune_confidence resamples them)."""
 
     candidate: Candidate
     proxy_auroc: dict[str, float]
@@ -66,6 +68,7 @@ class Trial:
     rung: int = 2
     bank_images: int = 0
     cost_estimated: bool = False
+    scores: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def best_auroc(self) -> float:
@@ -198,9 +201,9 @@ def try_layer_sets(candidates: Sequence[Candidate], proxy: ProxySet, base: LineS
             full_patches = int(round(bank.shape[0] * proxy.full_bank_images / n_bank))
             kind, search_ms, estimated = _search_cost(bank, exact, normal_emb[:TIMED_FRAMES], aggregation, threshold,
                                                       full_patches, base)
+            scores = {"normal": normal, "defect": defect, "families": proxy.families}
             trials.append(Trial(candidate, score, aggregation, full_patches, kind,
-                                {"embed": embed_ms, "search": search_ms}, families, rung, n_bank, estimated))
+                                {"embed": embed_ms, "search": search_ms}, families, rung, n_bank, estimated, scores))
             if on_bank is not None:
-                on_bank(candidate, exact, aggregation,
-                        {"normal": normal, "defect": defect, "families": proxy.families, "rung": rung})
+                on_bank(candidate, exact, aggregation, {**scores, "rung": rung})
     return trials
