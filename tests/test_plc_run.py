@@ -60,6 +60,14 @@ def test_the_cli_station_answers_modbus_and_mqtt_triggers_and_switches_recipes(l
             _send(mosquitto_broker, "patchline/cam/recipe", bad)
         regs = plc.wait(lambda r: r["refused_writes"] == refused + 4)
         assert regs["recipe"] == 2 and proc.poll() is None
+
+        # the camera's MQTT status carries the counters the PLC reads in its registers (every 5 s)
+        status = collector.wait_for(lambda m: [p for t, p, _ in m if t.endswith("/cam/status") and "plc" in p
+                                               and p["plc"]["refused_writes"] >= refused + 4], timeout=30)[-1]["plc"]
+        regs = plc.regs()
+        assert status["mode"] == "triggered" and status["recipe"] == 2
+        assert 3 <= status["results"] <= regs["results"] and status["triggers"] >= status["results"]
+        assert status["overruns"] <= regs["overruns"] and status["deadline_misses"] <= regs["deadline_misses"]
     finally:
         out, err = stop_station(proc, plc)
     assert proc.returncode == 0, err[-3000:]

@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 ONLINE_STATES = ("online", "drift")
 
 
+def plc_counters(state) -> dict:
+    """A camera's station counters as its MQTT status carries them: mode, recipe, triggers accepted,
+    results given, overruns, deadline misses, late verdicts, refused writes (plc/state.CameraState)."""
+    return {"mode": state.mode, "recipe": state.recipe, "triggers": state.trigger_id, "results": state.results,
+            "overruns": state.overruns, "deadline_misses": state.deadline_misses, "late": state.late,
+            "refused_writes": state.refused_writes}
+
+
 class PlcSink(Sink):
     """The station of one run and the servers that show it. options: run_settings.PlcOptions;
     broker: the run's BrokerSettings (None: no MQTT triggers / recipes)."""
@@ -89,7 +97,11 @@ class PlcSink(Sink):
         self.station.on_verdict(verdict.payload)
 
     def status(self, camera: str, state: str, extra: dict) -> None:
+        """Tell the station whether the camera is alive, and add its trigger counters to the status the
+        later sinks (MQTT) publish: extra["plc"] (see plc_counters)."""
         self.station.set_online(camera, state in ONLINE_STATES)
+        if camera in self.station.states():
+            extra["plc"] = plc_counters(self.station.state(camera))
 
     def close(self, timeout: float | None = None) -> None:
         if self.requests is not None:

@@ -17,7 +17,7 @@ from patchline.mqtt.topics import bank_topic, camera_topic
 
 MAX_SNAPSHOTS = 32  # alarm JPEGs held in memory while the broker is away (each is also on disk)
 # Counters repeated in every later status until changed; other fields last until the state changes.
-LASTING_STATUS_KEYS = {"state", "bank_version", "fps", "dropped_frames", "errors", "source", "drift"}
+LASTING_STATUS_KEYS = {"state", "bank_version", "fps", "dropped_frames", "errors", "source", "drift", "plc"}
 
 
 class RetainedState:
