@@ -4,19 +4,26 @@ the test split chooses nothing).
 Lines (real ELPV cells, real defect labels, the fixed split of docs/benchmarks.md):
 - mono, poly: the cells as they are (300 px);
 - wide: mono cells seen by a wider camera: each cell downscaled to WIDE_PX before it becomes the frame;
+- far: the same seen from further away (FAR_PX): a crack is a pixel or two wide, so the image size matters;
 - jitter: mono cells placed as an unfixtured conveyor would: a seeded random shift (up to 4 % of
   the side) and rotation (up to 3°) per cell, train and test alike, the border black.
 
 Per line, REAL_POOL of the split's defective cells (seeded) move to the training side as the pool of
-known-bad images `--defects` would get; the test is every test normal and --test-defects of the other
-defective cells (seeded), the same for every row. Training cells are sampled (--train, seeded). `tune_line` runs on the training side with every setting taken to
+known-bad images `--defects` would get; the test is every test normal, every training normal the
+line did not sample (tune never sees them) and every other defective cell (or --test-defects of them,
+seeded), the same for every row. Training cells are sampled (--train, seeded). `tune_line` runs on the training side with every setting taken to
 rung 2 (keep=None) so that every setting has a bank and a test AUROC; tune's own choice is then
 re-enacted from the proxies exactly as successive halving makes it (rung 1's best KEEP, then the
 best of those in rung 2), with 0, 5 (REAL_DRAWS seeded draws from the pool) and 20 real defects.
 Regret = best test AUROC in the grid − the chosen setting's, with a paired bootstrap interval.
-Exported-model costs are not measured here (no budget).
+One run's regret is one draw: the luck table also draws tune's own proxy images again (RESAMPLES
+bootstrap draws of its scored good images and synthetic defects, halving re-enacted) and gives the
+regret over those draws, and the floor: the regret at which the test's own best setting is measured
+on resampled tests (what a chooser that knew every setting's true AUROC would be measured at).
+Exported-model costs are not measured here (no budget); "tune min" is tune with every setting taken
+to rung 2, the benchmark's test scoring taken out.
 
-    python -m bench.tune_panel [--lines mono,poly,wide,jitter] [--train 200] [--test-defects 150] [--quick] [--out DIR]
+    python -m bench.tune_panel [--lines mono,poly,wide,far,jitter] [--train 200] [--test-defects N] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LINES = ("mono", "poly", "wide", "jitter")
+LINES = ("mono", "poly", "wide", "far", "jitter")
 WIDE_PX = 112
+FAR_PX = 64
+FRAME_PX = {"wide": WIDE_PX, "far": FAR_PX}  # lines whose cells are downscaled before they become frames
 REAL_POOL = 20
 REAL_DRAWS = 10
 BACKBONES = ("efficientnet_lite0", "mobilenet_v2")
@@ -43,8 +52,8 @@ DEFAULT_AGGREGATION = "topk5"  # what configs/elpv.yaml's lines choose by their 
 
 
 def sizes_for(line: str) -> list[int]:
-    """Grid image sizes: 224 and 320 (above the wide line's frame: upsampling), and the wide frame itself."""
-    return [WIDE_PX, 224, 320] if line == "wide" else [224, 320]
+    """Grid image sizes: 224 and 320 (above a downscaled line's frame: upsampling), and such a frame itself."""
+    return [FRAME_PX[line], 224, 320] if line in FRAME_PX else [224, 320]
 
 
 def jittered(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -57,24 +66,28 @@ def jittered(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def line_images(line: str, n_train: int, n_test_defects: int, seed: int = 0) -> dict:
+def line_images(line: str, n_train: int, n_test_defects: int | None, seed: int = 0) -> dict:
     """{"train": [...], "real": [REAL_POOL defects], "test": [...], "labels": (N,) 0/1} of one panel line:
-    n_train training cells and n_test_defects of the remaining defective cells (seeded), every test normal."""
+    n_train training cells; a test of every test normal, every training normal not sampled, and
+    n_test_defects of the remaining defective cells (seeded; None: all of them)."""
     import cv2
 
     from patchline.data.datasets import elpv_split
 
     split = elpv_split("poly" if line == "poly" else "mono")
     rng = np.random.default_rng(seed)
-    train = [split.train[i] for i in np.sort(rng.permutation(len(split.train))[:n_train])]
+    sampled = np.sort(rng.permutation(len(split.train))[:n_train])
+    train = [split.train[i] for i in sampled]
     pool = np.sort(rng.permutation(len(split.test_defect))[:REAL_POOL])
     real = [split.test_defect[i] for i in pool]
     rest = np.setdiff1d(np.arange(len(split.test_defect)), pool)
     defects = [split.test_defect[i] for i in np.sort(rng.permutation(rest)[:n_test_defects])]
-    test = list(split.test_normal) + defects
-    labels = np.r_[np.zeros(len(split.test_normal)), np.ones(len(defects))]
-    if line == "wide":
-        shrink = lambda im: cv2.resize(im, (WIDE_PX, WIDE_PX), interpolation=cv2.INTER_AREA)
+    normals = list(split.test_normal) + [split.train[i] for i in np.setdiff1d(np.arange(len(split.train)), sampled)]
+    test = normals + defects
+    labels = np.r_[np.zeros(len(normals)), np.ones(len(defects))]
+    if line in FRAME_PX:
+        side = FRAME_PX[line]
+        shrink = lambda im: cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA)
         train, real, test = [shrink(i) for i in train], [shrink(i) for i in real], [shrink(i) for i in test]
     if line == "jitter":
         moves = np.random.default_rng(seed + 7)
@@ -82,7 +95,7 @@ def line_images(line: str, n_train: int, n_test_defects: int, seed: int = 0) -> 
     return {"train": train, "real": real, "test": test, "labels": labels}
 
 
-def run_line(line: str, n_train: int, n_test_defects: int) -> dict:
+def run_line(line: str, n_train: int, n_test_defects: int | None) -> dict:
     """Tune on the line's training side, score every setting's bank on the test; returns what the table needs."""
     from patchline.core.scoring import aggregate_all
     from patchline.models.mindspore_extractor import load_extractor
@@ -94,6 +107,7 @@ def run_line(line: str, n_train: int, n_test_defects: int) -> dict:
     data = line_images(line, n_train, n_test_defects)
     candidates = candidate_grid(base, BACKBONES, sizes_for(line), LAYER_SETS, [base.coreset_ratio])
     extractors, test_features, record = {}, {}, {"proxy": {}, "test": {}}
+    scoring = {"wall": 0.0, "cpu": 0.0}  # the benchmark's own test scoring, taken out of tune's time
 
     def extractor_for(backbone):
         if backbone not in extractors:
@@ -107,6 +121,7 @@ def run_line(line: str, n_train: int, n_test_defects: int) -> dict:
             "defect": {a: v.tolist() for a, v in scores["defect"].items()}, "families": scores["families"].tolist()}
         if scores["rung"] == 1:
             return
+        wall, cpu = time.perf_counter(), time.process_time()
         group = (candidate.backbone, candidate.imagesize)
         if group not in test_features:
             settings = base.replace(backbone=candidate.backbone, imagesize=candidate.imagesize,
@@ -114,38 +129,47 @@ def run_line(line: str, n_train: int, n_test_defects: int) -> dict:
             test_features[group] = extract_features(data["test"], extractor_for(candidate.backbone), settings)[0]
         emb = embed_features(test_features[group], candidate.layers, candidate.patchsize)
         record["test"][key] = {a: v.tolist() for a, v in aggregate_all(search.patch_scores(emb)).items()}
+        scoring["wall"] += time.perf_counter() - wall
+        scoring["cpu"] += time.process_time() - cpu
 
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     tune_line(base, data["train"], candidates, TuneHooks(extractor_for, lambda c: {"layer2": 0.0, "layer3": 0.0},
                                                          on_bank=on_bank), progress=True, defects=data["real"], keep=None)
     default = f"{base.backbone} {base.imagesize}px {'+'.join(base.layers)}"
     return {"line": line, "n_train": len(data["train"]), "n_real": len(data["real"]), "labels": data["labels"].tolist(),
-            "frame_px": int(data["train"][0].shape[0]), "default": default, "seconds": time.perf_counter() - began,
+            "frame_px": int(data["train"][0].shape[0]), "default": default,
+            "seconds": time.perf_counter() - began - scoring["wall"], "cpu_seconds": time.process_time() - began_cpu - scoring["cpu"],
             **record}
 
 
-STATISTICS = ("pooled", "worst family", "detected at 10 %")
+STATISTICS = ("pooled", "worst family", "worst + pooled", "detected at 10 %")
 
 
 def statistic(normal: dict, defect: dict, families: np.ndarray, name: str) -> tuple[str, float]:
-    """(aggregation, value) of a candidate proxy statistic over synthetic defects only, at its best
-    aggregation: 'worst family' (the lowest family AUROC), 'detected at 10 %' (share of defects above
-    the normals' 90th percentile, a low-false-alarm view). 'pooled' is tune's own (tune_trial.proxy_score)."""
+    """(aggregation, value) of a candidate proxy statistic over the defects given, at its best
+    aggregation: 'pooled' (one AUROC over every family), 'worst family' (the lowest family AUROC),
+    'worst + pooled' (their mean), 'detected at 10 %' (share of defects above the normals' 90th
+    percentile, a low-false-alarm view). Tune's own statistic is proxy_of(…, "tune")."""
     from patchline.core.metrics import auroc
 
+    def separation(a: str, rows: np.ndarray) -> float:
+        return auroc(np.r_[np.zeros(len(normal[a])), np.ones(int(rows.sum()))], np.r_[normal[a], defect[a][rows]])
+
     def value(a: str) -> float:
-        if name == "worst family":
-            return min(auroc(np.r_[np.zeros(len(normal[a])), np.ones(int((families == f).sum()))],
-                             np.r_[normal[a], defect[a][families == f]]) for f in set(families.tolist()))
+        pooled = separation(a, np.ones(len(families), dtype=bool))
+        worst = min(separation(a, families == f) for f in set(families.tolist())) if name != "pooled" else pooled
+        if name in ("pooled", "worst family", "worst + pooled"):
+            return {"pooled": pooled, "worst family": worst, "worst + pooled": (worst + pooled) / 2}[name]
         return float(np.mean(defect[a] > np.quantile(normal[a], 0.9)))
 
     best = max(normal, key=value)
     return best, value(best)
 
 
-def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "pooled") -> tuple[str, float]:
+def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "tune") -> tuple[str, float]:
     """(aggregation, proxy score) of one trial's proxy scores with the real defects `real_rows` (indices
-    into the pool) kept and the other real defects dropped (None: none kept); `name`: STATISTICS."""
+    into the pool) kept and the other real defects dropped (None: none kept); `name`: "tune" (tune's
+    own, tune_trial.proxy_score), "real only" or one of STATISTICS."""
     from patchline.training.tune_trial import REAL, proxy_score
 
     families = np.array(scores["families"])
@@ -159,13 +183,13 @@ def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "pooled") -
     if name == "real only":
         real = families[keep] == REAL
         return statistic(normal, {a: v[real] for a, v in defect.items()}, families[keep][real], "worst family")
-    if name != "pooled":
+    if name != "tune":
         return statistic(normal, defect, families[keep], name)
     aggregation, score, _ = proxy_score(normal, defect, families[keep])
     return aggregation, score[aggregation]
 
 
-def choice(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "pooled") -> tuple[str, dict]:
+def choice(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "tune") -> tuple[str, dict]:
     """(setting tune chooses, {setting: aggregation}) by successive halving with `keep` in rung 2
     (None: no halving, the best rung-2 proxy; 0: rung 1's proxy alone)."""
     first = {k: proxy_of(v["1"], real_rows, name) for k, v in result["proxy"].items() if "1" in v}
@@ -176,7 +200,7 @@ def choice(result: dict, real_rows: np.ndarray | None, keep: int | None, name: s
     return max(promoted, key=lambda k: second[k][1]), {k: a for k, (a, _) in second.items()}
 
 
-def condition(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "pooled") -> dict:
+def condition(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "tune") -> dict:
     """One line under one real-defect condition: chosen, best and default settings, regret with its
     paired bootstrap interval, and chosen − default with its interval."""
     from patchline.core.intervals import paired_bootstrap_difference
@@ -207,7 +231,84 @@ def summary_row(result: dict, keep: int) -> str:
             f"{none['best']} {test[none['best']]:.4f} | {result['default']} {DEFAULT_AGGREGATION} {none['default']:.4f} | "
             f"{none['chosen']} {test[none['chosen']]:.4f} | {r0[0]:.4f} [{r0[1]:.4f}, {r0[2]:.4f}] | "
             f"{d0[0]:+.4f} [{d0[1]:+.4f}, {d0[2]:+.4f}] | {np.mean(five_regrets):.4f} (worst {max(five_regrets):.4f}) | "
-            f"{twenty['chosen']}: {r20[0]:.4f} [{r20[1]:.4f}, {r20[2]:.4f}] | {result['seconds'] / 60:.1f} |")
+            f"{twenty['chosen']}: {r20[0]:.4f} [{r20[1]:.4f}, {r20[2]:.4f}] | {result['seconds'] / 60:.1f} "
+            f"({result.get('cpu_seconds', float('nan')) / 60:.1f}) |")
+
+
+RESAMPLES = 100
+
+
+def resampled(scores: dict, normal_rows: np.ndarray, defect_rows: np.ndarray) -> dict:
+    """A trial's proxy scores with its scored good images and its defects drawn again (rows may repeat)."""
+    return {"normal": {a: np.asarray(v)[normal_rows] for a, v in scores["normal"].items()},
+            "defect": {a: np.asarray(v)[defect_rows] for a, v in scores["defect"].items()},
+            "families": np.asarray(scores["families"])[defect_rows]}
+
+
+def resampled_regret(result: dict, keep: int, draws: int = RESAMPLES, seed: int = 0,
+                     name: str = "tune") -> tuple[np.ndarray, list]:
+    """((draws,) regret, [setting chosen in each draw]) of tune's halving choice (no real defects) when its proxy images, the scored good
+    images and the synthetic defects of each rung, are bootstrap-resampled (the same rows for every
+    setting, as tune scores every setting on the same images): how much of one run's regret is the
+    luck of which good images tune happened to hold out."""
+    from patchline.training.tune_trial import REAL
+
+    labels = np.array(result["labels"])
+    rng = np.random.default_rng(seed)
+    out, chosen_in = [], []
+    for _ in range(draws):
+        picked = {}
+        for rung in ("1", "2"):
+            any_scores = next((v[rung] for v in result["proxy"].values() if rung in v), None)
+            if any_scores is None:
+                continue
+            synthetic = np.flatnonzero(np.asarray(any_scores["families"]) != REAL)
+            n_normal = len(next(iter(any_scores["normal"].values())))
+            rows = (rng.integers(0, n_normal, n_normal), rng.choice(synthetic, len(synthetic)))
+            picked[rung] = {k: resampled(v[rung], *rows) for k, v in result["proxy"].items() if rung in v}
+        first = {k: proxy_of(v, None, name) for k, v in picked.get("1", {}).items()}
+        second = {k: proxy_of(v, None, name) for k, v in picked["2"].items()}
+        promoted = sorted(first, key=lambda k: -first[k][1])[:keep] if first else list(second)
+        chosen = max(promoted, key=lambda k: second[k][1])
+        test = {k: auroc_of(labels, result["test"][k][a]) for k, (a, _) in second.items()}
+        out.append(max(test.values()) - test[chosen])
+        chosen_in.append(chosen)
+    return np.array(out), chosen_in
+
+
+def auroc_of(labels: np.ndarray, scores) -> float:
+    """Test AUROC of one setting's image scores (bench only)."""
+    from patchline.core.metrics import auroc
+
+    return auroc(labels, np.asarray(scores))
+
+
+def regret_floor(result: dict, keep: int, draws: int = RESAMPLES, seed: int = 0) -> float:
+    """Mean regret, on bootstrap resamples of the test, of the setting that is best on the whole test:
+    what even a chooser that knew every setting's true AUROC would be measured at by a test this size."""
+    labels = np.array(result["labels"])
+    aggregation = condition(result, None, keep)["aggregation"]
+    scores = {k: np.array(result["test"][k][a]) for k, a in aggregation.items()}
+    full = {k: auroc_of(labels, v) for k, v in scores.items()}
+    best = max(full, key=full.get)
+    rng = np.random.default_rng(seed)
+    good, bad = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    out = []
+    for _ in range(draws):
+        rows = np.r_[rng.choice(good, len(good)), rng.choice(bad, len(bad))]
+        test = {k: auroc_of(labels[rows], v[rows]) for k, v in scores.items()}
+        out.append(max(test.values()) - test[best])
+    return float(np.mean(out))
+
+
+def luck_row(result: dict, keep: int) -> str:
+    """This run's regret beside the regret over RESAMPLES resamples of tune's proxy images, and how
+    often this run's choice is chosen again."""
+    base = condition(result, None, keep)
+    draws, chosen = resampled_regret(result, keep)
+    return (f"| {result['line']} | {base['regret'][0]:.4f} | {draws.mean():.4f} | {np.median(draws):.4f} | "
+            f"{np.quantile(draws, 0.9):.4f} | {np.mean(draws <= 0.01):.0%} | "
+            f"{np.mean([c == base['chosen'] for c in chosen]):.0%} | {regret_floor(result, keep):.4f} |")
 
 
 def setting_table(result: dict) -> str:
@@ -232,9 +333,13 @@ def setting_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def variants_row(result: dict, keep: int) -> str:
+def variants_row(result: dict, keep: int, resamples: bool = False) -> str:
     """Regret (no real defects) of tune's halving choice under each candidate statistic, and of the
-    pooled proxy without halving (rung 2 on every setting) and with rung 1 alone."""
+    pooled proxy without halving (rung 2 on every setting) and with rung 1 alone; resamples: the
+    statistics' mean regret over RESAMPLES draws of tune's proxy images instead (resampled_regret)."""
+    if resamples:
+        cells = [resampled_regret(result, keep, name=name)[0].mean() for name in STATISTICS]
+        return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
     cells = [condition(result, None, keep, name)["regret"][0] for name in STATISTICS]
     cells += [condition(result, None, None)["regret"][0], condition(result, None, 0)["regret"][0]]
     return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
@@ -244,7 +349,7 @@ def real_row(result: dict, keep: int) -> str:
     """Regret with 5 (mean of REAL_DRAWS draws) and 20 real defects: tune's blend against the real defects alone."""
     draws = [np.sort(np.random.default_rng(d).permutation(result["n_real"])[:5]) for d in range(REAL_DRAWS)]
     cells = []
-    for name in ("pooled", "real only"):
+    for name in ("tune", "real only"):
         cells.append(np.mean([condition(result, rows, keep, name)["regret"][0] for rows in draws]))
         cells.append(condition(result, np.arange(result["n_real"]), keep, name)["regret"][0])
     return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
@@ -293,8 +398,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", default=",".join(LINES))
     parser.add_argument("--train", type=int, default=200, help="training cells sampled per line (seeded)")
-    parser.add_argument("--test-defects", type=int, default=150, help="defective test cells sampled per line (seeded; "
-                                                                       "every test normal is kept)")
+    parser.add_argument("--test-defects", type=int, default=None, help="defective test cells sampled per line (seeded; "
+                                                                        "default: all but the --defects pool)")
     parser.add_argument("--quick", action="store_true", help="120 training cells, 80 test defects per line (smoke test)")
     parser.add_argument("--keep", type=int, default=4, help="settings rung 2 takes (as patchline tune --keep)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "patchline-tune-panel",
@@ -304,25 +409,33 @@ def main() -> int:
     n_train, n_test_defects = (120, 80) if args.quick else (args.train, args.test_defects)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.one:
+        if args.one not in LINES:
+            parser.error(f"--lines: '{args.one}' is not a panel line ({', '.join(LINES)})")
         (args.out / f"{args.one}.json").write_text(json.dumps(run_line(args.one, n_train, n_test_defects)))
         return 0
     results = []
     for line in args.lines.split(","):
         if not (args.out / f"{line}.json").exists():  # each line in its own process (memory); kept for reruns
-            subprocess.run([sys.executable, "-m", "bench.tune_panel", "--one", line, "--train", str(n_train),
-                            "--test-defects", str(n_test_defects), "--out", str(args.out)], check=True, cwd=ROOT)
+            limit = [] if n_test_defects is None else ["--test-defects", str(n_test_defects)]
+            subprocess.run([sys.executable, "-m", "bench.tune_panel", "--one", line, "--train", str(n_train), *limit,
+                            "--out", str(args.out)], check=True, cwd=ROOT)
         results.append(json.loads((args.out / f"{line}.json").read_text()))
     print("| line | best by test (bench only) | configured default | tune's choice, no real defects | regret "
           "[paired 95 %] | choice − default [paired 95 %] | regret, 5 real (mean of 10 draws) | 20 real: choice, "
-          "regret | tune min |")
+          "regret | tune min (CPU min) |")
     print("|---|---|---|---|---|---|---|---|---:|")
     for result in results:
         print(summary_row(result, args.keep))
-    print("\nregret with no real defects, by proxy statistic (halving as tune) and by halving scheme (pooled proxy)")
+    print("\nregret with no real defects, by proxy statistic (halving as tune) and by halving scheme (tune's proxy)")
     print("| line | " + " | ".join(STATISTICS) + " | no halving | rung 1 only |")
     print("|---" * (len(STATISTICS) + 3) + "|")
     for result in results:
         print(variants_row(result, args.keep))
+    print(f"\nthe same statistics, mean regret over {RESAMPLES} draws of tune's proxy images (as the luck table below)")
+    print("| line | " + " | ".join(STATISTICS) + " |")
+    print("|---" * (len(STATISTICS) + 1) + "|")
+    for result in results:
+        print(variants_row(result, args.keep, resamples=True))
     print("\nregret with real defects: tune's blend (weight n / (n + 5)) against the real defects alone")
     print("| line | blend, 5 real (mean of 10 draws) | blend, 20 real | real only, 5 | real only, 20 |")
     print("|---|---|---|---|---|")
@@ -335,6 +448,13 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for result in results:
         print(two_sided_row(result, args.keep))
+    print(f"\nregret with no real defects when tune's proxy images (its scored good images and synthetic defects) are "
+          f"drawn again: {RESAMPLES} bootstrap resamples, halving as tune")
+    print("| line | this run | mean over resamples | median | 90th percentile | resamples with regret ≤ 0.01 | "
+          "this run's choice chosen again | floor: the test's best setting on resampled tests |")
+    print("|---|---|---|---|---|---|---|---|")
+    for result in results:
+        print(luck_row(result, args.keep))
     for result in results:
         print("\n" + setting_table(result))
     return 0
