@@ -23,58 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, spread, test_cells,  # noqa: E402
                             train_real_line)
-
-
-def percentiles(values_ms: list[float]) -> dict:
-    """p50 / p99 / max, each an observed value (no interpolation toward a trigger beyond the tick)."""
-    v = np.asarray(values_ms, dtype=np.float64)
-    if not len(v):
-        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
-    return {"n": int(len(v)), "p50": float(np.percentile(v, 50, method="higher")),
-            "p99": float(np.percentile(v, 99, method="higher")), "max": float(v.max())}
-
-
-class Station:
-    """`patchline run … --opcua --triggered` as a process of its own; its stdout's JSON verdict lines
-    (printed when nothing is published) kept by trigger."""
-
-    def __init__(self, cmd: list[str], log: Path):
-        import subprocess
-        import threading
-
-        self.by_trigger: dict[int, list[dict]] = {}
-        self.log = log
-        with open(log, "w") as err:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        import json
-
-        for row in self.proc.stdout:
-            if row.startswith("{"):
-                payload = json.loads(row)
-                if "trigger" in payload:
-                    self.by_trigger.setdefault(payload["trigger"], []).append(payload)
-
-    def stop(self) -> None:
-        import signal
-        import subprocess
-
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.reader.join(10)
-        if self.proc.returncode not in (0, -2):
-            raise SystemExit(f"the station ended with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+from bench.plc import Station, percentiles  # noqa: E402  (the station process and p50 / p99 / max, as Modbus)
 
 
 def table(rows: list[dict], rate: float, poll_ms: float) -> str:
