@@ -30,7 +30,7 @@ def test_a_setting_that_separates_far_better_comes_first_in_every_draw():
     faint = trial(320, normal + rng.normal(0, 0.1, 40), rng.normal(0.3, 1, 80))
     shares = best_shares([faint, clear])
     assert shares == [0.0, 1.0]
-    assert uncertain_choice([faint, clear], shares, clear) is None
+    assert uncertain_choice([faint, clear], {id(faint): shares[0], id(clear): shares[1]}, clear) is None
 
 
 def test_two_settings_the_images_cannot_tell_apart_share_the_draws_and_tune_says_so():
@@ -47,7 +47,7 @@ def test_two_settings_the_images_cannot_tell_apart_share_the_draws_and_tune_says
     low = int(np.argmin(shares[:2]))
     chosen, other = (a, b) if low == 0 else (b, a)
     assert shares[low] < 0.5
-    sentence = uncertain_choice([a, b, far], shares, chosen)
+    sentence = uncertain_choice([a, b, far], dict(zip(map(id, [a, b, far]), shares)), chosen)
     assert sentence is not None and "\n" not in sentence
     assert f"of {RESAMPLES} draws" in sentence and other.candidate.label() in sentence
     assert far.candidate.label() not in sentence

@@ -100,8 +100,9 @@ class PlcSink(Sink):
         """Tell the station whether the camera is alive, and add its trigger counters to the status the
         later sinks (MQTT) publish: extra["plc"] (see plc_counters)."""
         self.station.set_online(camera, state in ONLINE_STATES)
-        if camera in self.station.states():
-            extra["plc"] = plc_counters(self.station.state(camera))
+        counters = self.station.states().get(camera)
+        if counters is not None:
+            extra["plc"] = plc_counters(counters)
 
     def close(self, timeout: float | None = None) -> None:
         if self.requests is not None:

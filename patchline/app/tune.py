@@ -199,7 +199,7 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     warning = no_good_setting(chosen, grid.sizes)
     among = last_rung_fitting(trials, budget_fps, cores)
     shares = dict(zip(map(id, among), best_shares(among)))
-    uncertain = None if warning else uncertain_choice(among, [shares[id(t)] for t in among], chosen)
+    uncertain = None if warning else uncertain_choice(among, shares, chosen)
     print(trial_table(trials, chosen, cores, budget_fps, shares))
     write_tuned_config(out, base, trials, TuneOutcome(chosen, shares, warning, uncertain), images, cores, budget_fps)
     c = chosen.candidate

@@ -25,7 +25,7 @@ from patchline.errors import PatchlineError
 from patchline.extractors.embeddings import ImageItem, as_image
 from patchline.settings import LineSettings
 from patchline.training.tune_trial import (REAL, Candidate, ProxySet, Trial, candidate_grid, embed_features,
-                                           extract_features, try_layer_sets)
+                                           extract_features, rank_key, try_layer_sets)
 
 __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_features", "split_for_proxy",
            "proxy_defects", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
@@ -196,7 +196,7 @@ def choose(trials: Sequence[Trial], budget_fps: float | None, cores: int) -> Tri
         fastest = max(trials, key=lambda t: t.frames_per_second(cores))
         raise PatchlineError(f"no setting tried reaches {budget_fps:.0f} frames/s on {cores} cores; the fastest, "
                              f"{fastest.candidate.label()}, reaches about {fastest.frames_per_second(cores):.0f}.")
-    return max(fitting, key=lambda t: (round(t.best_auroc, 4), -t.cpu_ms))
+    return max(fitting, key=lambda t: rank_key(t.best_auroc, t.cpu_ms))
 
 
 def no_good_setting(chosen: Trial, sizes: Sequence[int]) -> str | None:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from patchline.training.tune_trial import Trial, proxy_score
+from patchline.training.tune_trial import Trial, proxy_score, rank_key
 
 RESAMPLES = 200
 SETTLED = 0.5   # below this share of draws, tune says the choice is uncertain
@@ -39,18 +39,20 @@ def best_shares(trials: Sequence[Trial], draws: int = RESAMPLES, seed: int = 0) 
             normal = {a: np.asarray(v)[normal_rows] for a, v in t.scores["normal"].items()}
             defect = {a: np.asarray(v)[defect_rows] for a, v in t.scores["defect"].items()}
             aggregation, score, _ = proxy_score(normal, defect, np.asarray(t.scores["families"])[defect_rows])
-            values.append((round(score[aggregation], 4), -t.cpu_ms))
+            values.append(rank_key(score[aggregation], t.cpu_ms))
         wins[max(range(len(trials)), key=values.__getitem__)] += 1
     return (wins / draws).tolist()
 
 
-def uncertain_choice(trials: Sequence[Trial], shares: Sequence[float], chosen: Trial) -> str | None:
+def uncertain_choice(trials: Sequence[Trial], shares: dict[int, float], chosen: Trial) -> str | None:
     """One sentence when the chosen trial comes first in fewer than SETTLED of the draws, naming the
-    settings that come first in at least RIVAL of them; None when the choice is settled."""
-    share = dict(zip(map(id, trials), shares)).get(id(chosen))
+    settings that come first in at least RIVAL of them; None when the choice is settled.
+    shares: {id(trial): share} as run_tune keeps them (best_shares' list, keyed by trial)."""
+    share = shares.get(id(chosen))
     if share is None or share >= SETTLED:
         return None
-    rivals = sorted(((s, t) for t, s in zip(trials, shares) if t is not chosen and s >= RIVAL), key=lambda p: -p[0])
+    rivals = sorted(((shares[id(t)], t) for t in trials if t is not chosen and shares.get(id(t), 0) >= RIVAL),
+                    key=lambda p: -p[0])
     named = "; ".join(f"{t.candidate.label()} ({s:.0%})" for s, t in rivals) or "several others"
     return (f"the proxy cannot settle the choice: when its held-out good images are drawn again, the chosen setting "
             f"comes first in {share:.0%} of {RESAMPLES} draws and {named} in others; as far as good images can "

@@ -160,6 +160,11 @@ def proxy_score(normal: dict[str, np.ndarray], defect: dict[str, np.ndarray],
     return best, score, per_family
 
 
+def rank_key(proxy: float, cpu_ms: float) -> tuple[float, float]:
+    """How tune ranks settings (higher first): the proxy score to 4 decimals, then the cheaper."""
+    return round(proxy, 4), -cpu_ms
+
+
 def _search_cost(bank: np.ndarray, exact, timed: np.ndarray, aggregation: str, threshold: float,
                  full_patches: int, base: LineSettings) -> tuple[str, float, bool]:
     """(search kind the line's full bank would use, CPU ms per frame, estimated?). A bank built on a
