@@ -1,6 +1,6 @@
 """`patchline run` against `patchline run --host-api` on a real line: the same frames, the same bank.
 
-    python bench/host_api.py [--cells mono|poly] [--rounds 3] [--work /tmp/patchline-bench]
+    python bench/host_api.py [--cells mono|poly] [--rounds 3] [--work DIR (default: patchline-bench in the temp folder)]
 
 The line is elpv-<cells> trained as configs/elpv.yaml says (bench/pipeline.py trains it once into
 --work and reuses it), the pipeline its shipped file; every test cell is read from a folder as

@@ -15,7 +15,7 @@ the station refuses it as an overrun (counted in its register and printed). Besi
 chain's own part (the verdict's latency_ms: from the frame entering the stream to its verdict), the
 answers by their result code, deadline misses and late verdicts. Then a stalled camera: the same line
 with frames 2 s apart and a 50 ms deadline; every trigger must be answered NG with an error code.
-Take /tmp/BENCH_LOCK before running it on a shared machine.
+On a shared machine, take the benchmark lock (a BENCH_LOCK file in the temp folder) before running it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ its own on its test cells at a camera's pace), served with `--opcua` instead of 
 this process, writes true to `cam.Trigger` --rate times a second on a fixed schedule and reads
 `ResultReady` and `Results` in one Read request every --poll-ms; per trigger, the time from just
 before its write to the end of the first read that shows its result (then it writes `Acknowledge`).
-Take /tmp/BENCH_LOCK before running it on a shared machine.
+On a shared machine, take the benchmark lock (a BENCH_LOCK file in the temp folder) before running it.
 """
 
 from __future__ import annotations
