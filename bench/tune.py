@@ -65,7 +65,7 @@ def main() -> int:
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.models.weights import resolve_weights
     from patchline.settings import load_category_table
-    from patchline.training.tune import (TuneHooks, candidate_grid, choose, embed_features, extract_features, proxy_defects,
+    from patchline.training.tune import (Halving, TuneHooks, candidate_grid, choose, embed_features, extract_features, proxy_defects,
                                          split_for_proxy, tune_line)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +129,8 @@ def main() -> int:
         bold[candidate] = max(auroc(both, np.r_[normal[a], defect[a]]) for a in normal)
 
     began_wall, began_cpu = time.perf_counter(), time.process_time()
-    trials = tune_line(base, train, candidates, TuneHooks(extractor_for, model_ms_for, on_bank=on_bank), keep=None)
+    trials = tune_line(base, train, candidates, TuneHooks(extractor_for, model_ms_for, on_bank=on_bank),
+                       halving=Halving(keep=None))
     wall, cpu = time.perf_counter() - began_wall, time.process_time() - began_cpu
     cores = os.cpu_count() or 1
     chosen = choose(trials, args.budget_fps, cores)

@@ -100,7 +100,7 @@ def run_line(line: str, n_train: int, n_test_defects: int | None) -> dict:
     from patchline.core.scoring import aggregate_all
     from patchline.models.mindspore_extractor import load_extractor
     from patchline.settings import load_category_table
-    from patchline.training.tune import TuneHooks, candidate_grid, tune_line
+    from patchline.training.tune import Halving, TuneHooks, candidate_grid, tune_line
     from patchline.training.tune_trial import embed_features, extract_features
 
     base = load_category_table(ROOT / "configs" / "elpv.yaml").get(f"elpv-{'poly' if line == 'poly' else 'mono'}")
@@ -134,7 +134,8 @@ def run_line(line: str, n_train: int, n_test_defects: int | None) -> dict:
 
     began, began_cpu = time.perf_counter(), time.process_time()
     tune_line(base, data["train"], candidates, TuneHooks(extractor_for, lambda c: {"layer2": 0.0, "layer3": 0.0},
-                                                         on_bank=on_bank), progress=True, defects=data["real"], keep=None)
+                                                         on_bank=on_bank), progress=True, defects=data["real"],
+              halving=Halving(keep=None))
     default = f"{base.backbone} {base.imagesize}px {'+'.join(base.layers)}"
     return {"line": line, "n_train": len(data["train"]), "n_real": len(data["real"]), "labels": data["labels"].tolist(),
             "frame_px": int(data["train"][0].shape[0]), "default": default,

@@ -40,12 +40,13 @@ def check_run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.Com
     return done
 
 
-def train(workdir: Path) -> subprocess.CompletedProcess:
+def train(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     """`patchline train` the line on the dataset's good images (efficientnet_lite0, ImageNet weights, layer2+layer3),
-    searched through the graph index, so the pipeline's parity with `evaluate` (exact search) covers it."""
+    searched through the graph index, so the pipeline's parity with `evaluate` (exact search) covers it; `extra`:
+    more train options (e.g. --aggregation two-sided)."""
     return check_run(patchline("train", "--line", LINE, "--images", str(workdir / "data" / CATEGORY / "train" / "good"),
                                "--backbone", "efficientnet_lite0", "--layer", "layer2,layer3", "--resize", str(RESIZE),
-                               "--imagesize", str(IMAGESIZE), "--search", "hnsw", "--quiet"), workdir)
+                               "--imagesize", str(IMAGESIZE), "--search", "hnsw", "--quiet", *extra), workdir)
 
 
 def bank_meta(workdir: Path) -> dict:

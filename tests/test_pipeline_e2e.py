@@ -80,6 +80,30 @@ def test_folder_gives_one_verdict_per_image_with_evaluate_scores(line, tmp_path,
     assert "1 error" in done.stdout and f"{len(names)} results" in done.stdout
 
 
+def test_a_two_sided_bank_gives_the_pipeline_the_scores_evaluate_gives(line, tmp_path, mosquitto_broker, mqtt_collector):
+    work = tmp_path / "work"
+    shutil.copytree(line.workdir, work, ignore=shutil.ignore_patterns("results", "frames", "patchline-spool"))
+    train(work, "--aggregation", "two-sided")
+    meta = bank_meta(work)
+    assert meta["aggregation"] == "two-sided" and set(meta["score_reference"]) == {"high", "low"}
+    check_run(patchline("evaluate", "--dataset", "data", "--category", LINE, "--out", "results", "--overlays", "0",
+                        "--quiet"), work)
+    with open(work / "results" / LINE / "scores.csv") as handle:
+        expected = {f"{Path(r['image']).parent.name}_{Path(r['image']).name}": float(r["two-sided"])
+                    for r in csv.DictReader(handle)}
+    collector = mqtt_collector(mosquitto_broker.url, [f"patchline/{LINE}/#"])
+    check_run(patchline("run", str(LAYER2_LAYER3), "--source", str(line.frames), "--mqtt", mosquitto_broker.url,
+                        "--line", LINE, "--camera", "cam1", "--spool", str(tmp_path / "spool")), work, timeout=180)
+    collector.wait_for(lambda m: len(verdicts_of(m)) >= len(expected) + 1, timeout=20)
+    verdicts = {v["source"]: v for v in collector.payloads("cam1/verdict") if v["source"] in expected}
+    assert set(verdicts) == set(expected)
+    for source, v in verdicts.items():
+        assert v["aggregation"] == "two-sided" and v["bank_version"] == meta["version"]
+        # z units (spreads of the good images' scores): ONNX Runtime against MindSpore
+        assert abs(v["score"] - expected[source]) < 1e-3, (source, v["score"], expected[source])
+        assert v["verdict"] == ("defect" if v["score"] > meta["threshold"] else "good")
+
+
 def test_a_bank_of_other_layers_is_refused_at_start(line, tmp_path):
     done = subprocess.run(patchline("run", str(REPO / "pipeline" / "folder_layer2.pipeline"), "--source",
                                     str(line.frames), "--line", LINE, "--spool", str(tmp_path / "spool")),

@@ -199,3 +199,71 @@ def test_when_no_setting_sees_the_defects_tune_says_so_in_one_sentence_and_recor
     sentence = config["tune"]["no_good_setting"]
     assert sentence and sentence.startswith("no setting tried is good") and "--grid-sizes" in sentence, config["tune"]
     assert sentence in done.stdout and "Traceback" not in done.stderr
+
+
+def _labelled_parts(root, rng):
+    """192-px plain gray parts, each with a 40-px brick-texture label at a random place: 24 good, and
+    parts whose label is missing (6 known-bad for --defects, 8 for the test beside 8 good ones)."""
+    import cv2
+
+    from sample_data import random_crops, texture_photo
+
+    labels = random_crops(texture_photo("brick"), 46, (40, 40), rng)
+
+    def part(label):
+        image = np.full((192, 192, 3), 128, np.uint8)
+        if label is not None:
+            y, x = rng.integers(48, 104, size=2)
+            image[y:y + 40, x:x + 40] = label
+        return image
+
+    for folder, rows, missing in (("train/good", range(24), False), ("known_bad", range(24, 30), True),
+                                  ("test/missing", range(30, 38), True), ("test/good", range(38, 46), False)):
+        (root / "parts" / folder).mkdir(parents=True)
+        for i in rows:
+            cv2.imwrite(str(root / "parts" / folder / f"{i:03d}.png"), part(None if missing else labels[i]))
+    return root / "parts" / "train" / "good", root / "parts" / "known_bad"
+
+
+def test_tune_picks_the_two_sided_statistic_when_only_it_sees_a_missing_label_and_train_and_evaluate_use_it(tmp_path):
+    # a part without its label is plain gray everywhere, which every good part also has around its label:
+    # every patch lies close to the bank, so no one-sided aggregation rises; only its mean falls below
+    # every good part's, which the two-sided statistic's low side sees
+    import csv
+    import json
+
+    from patchline.core.metrics import auroc
+    from patchline.core.scoring import AGGREGATIONS
+
+    good, bad = _labelled_parts(tmp_path, np.random.default_rng(11))
+    grid = ["--grid-sizes", "192", *GRID]
+    plain = patchline("tune", "--line", "parts", "--images", good, "--defects", bad, *grid, "--out", "one.yaml",
+                      cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    done = patchline("tune", "--line", "parts", "--images", good, "--defects", bad, "--grid-two-sided", *grid,
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one_sided = _tried(yaml.safe_load((tmp_path / "one.yaml").read_text()))[0]
+    config = yaml.safe_load((tmp_path / "parts.tuned.yaml").read_text())
+    two_sided = _tried(config)[0]
+    assert config["categories"]["parts"]["aggregation"] == "two-sided" == two_sided["aggregation"]
+    assert one_sided["aggregation"] != "two-sided" and one_sided["families"]["real"] < 0.5, one_sided
+    assert two_sided["families"]["real"] >= 0.95 and two_sided["proxy_auroc"] > one_sided["proxy_auroc"] + 0.2
+
+    trained = patchline("train", "--line", "parts", "--images", good, "--config", "parts.tuned.yaml", "--quiet",
+                        cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    line_dir = tmp_path / "faiss-index-precision" / "parts"
+    meta = json.loads((line_dir / (line_dir / "CURRENT").read_text().strip() / "bank.json").read_text())
+    assert meta["aggregation"] == "two-sided" and set(meta["score_reference"]) == {"high", "low"}
+    evaluated = patchline("evaluate", "--dataset", tmp_path, "--category", "parts", "--config", "parts.tuned.yaml",
+                          "--out", "results", "--overlays", "0", "--quiet", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    with open(tmp_path / "results" / "parts" / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = np.array([int(r["label"]) for r in rows])
+    column = lambda name: np.array([float(r[name]) for r in rows])
+    assert auroc(labels, column("two-sided")) >= 0.95
+    assert max(auroc(labels, column(a)) for a in AGGREGATIONS) <= 0.5
+    missing = column("two-sided")[labels == 1]
+    assert (missing > meta["threshold"]).mean() >= 0.75, "most parts without a label alarm at the bank's threshold"

@@ -130,7 +130,8 @@ def write_tuned_config(path: Path, base: LineSettings, trials, outcome: TuneOutc
 class TuneGrid:
     """The settings `patchline tune` tries: every combination of these (patchsizes None: the base line's;
     geometries 'line' and / or 'whole'), how many good images rung 1 tries them all on (`sample`) and
-    how many of them rung 2 tries on every image (`keep`)."""
+    how many of them rung 2 tries on every image (`keep`); two_sided: each setting also tries the two-sided
+    statistic beside the one-sided aggregations."""
 
     backbones: Sequence[str]
     sizes: Sequence[int]
@@ -140,6 +141,7 @@ class TuneGrid:
     geometries: Sequence[str] = ("line",)
     keep: int = 4
     sample: int = 144
+    two_sided: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _tune_trials(base: LineSettings, images: TuneImages, grid: TuneGrid, budget_
                  weights: Path | None, progress: bool) -> list:
     """Every trial of the grid on `images` (exported models timed in a scratch folder)."""
     from patchline.app.jobs import cached_extractor, export_backbone
-    from patchline.training.tune import TuneHooks, candidate_grid, tune_line
+    from patchline.training.tune import Halving, TuneHooks, candidate_grid, tune_line
 
     candidates = candidate_grid(base, grid.backbones, grid.sizes, grid.layer_sets, grid.ratios, grid.patchsizes,
                                 grid.geometries)
@@ -177,7 +179,7 @@ def _tune_trials(base: LineSettings, images: TuneImages, grid: TuneGrid, budget_
 
         fits = None if budget_fps is None else (lambda t: t.frames_per_second(cores) >= budget_fps)
         return tune_line(base, images.good, candidates, TuneHooks(extractor_for, model_ms_for, fits), progress,
-                         defects=images.defects, keep=grid.keep, sample=grid.sample)
+                         defects=images.defects, halving=Halving(grid.keep, grid.sample), two_sided=grid.two_sided)
 
 
 def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,

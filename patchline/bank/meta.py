@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from patchline.core.scoring import check_aggregation
+from patchline.core.scoring import TWO_SIDED, check_aggregation, check_two_sided_reference
 from patchline.errors import BankError, PatchlineError
 from patchline.names import check_name
 from patchline.settings import RESIZE_TYPES, LineSettings, check_layers, settings_from_mapping
@@ -37,6 +37,16 @@ def _positive_int(data: Mapping, name: str, where: str, optional: bool = False) 
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise BankError(f"{where}: field '{name}' must be a positive integer, got {value!r}.")
     return value
+
+
+def _score_reference(data: Mapping, aggregation: str, where: str) -> Mapping | None:
+    """bank.json's `score_reference`, checked: required when the aggregation is two-sided, else None."""
+    if aggregation != TWO_SIDED:
+        return None
+    try:
+        return MappingProxyType(check_two_sided_reference(_field(data, "score_reference", where)))
+    except ValueError as exc:
+        raise BankError(f"{where}: field 'score_reference': {exc}.") from None
 
 
 def _finite(data: Mapping, name: str, where: str, optional: bool = False) -> float | None:
@@ -77,6 +87,7 @@ class BankMeta:
     search: Mapping[str, Any]
     record: Mapping[str, Any] = field(repr=False, compare=False)
     resize_type: str = "short_side"  # banks written before the field existed were all short_side
+    score_reference: Mapping[str, Any] | None = None  # the two-sided statistic's, when that is the aggregation
 
     @classmethod
     def parse(cls, data: Any, where: str = "bank.json") -> "BankMeta":
@@ -117,7 +128,7 @@ class BankMeta:
                    threshold=_finite(data, "threshold", where),
                    pixel_threshold=_finite(data, "pixel_threshold", where, optional=True),
                    search=MappingProxyType(_search(data.get("search", {"kind": "exact"}), where)), record=frozen,
-                   resize_type=resize_type)
+                   resize_type=resize_type, score_reference=_score_reference(data, aggregation, where))
 
     def __getitem__(self, key: str) -> Any:
         return self.record[key]

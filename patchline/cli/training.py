@@ -36,7 +36,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--patchsize", type=integer(1, 31), help="local neighbourhood of each patch (default 3)")
     g.add_argument("--coreset", dest="coreset_ratio", type=number(0, 1, low_open=True), help="coreset ratio, e.g. 0.01")
     g.add_argument("--target-dim", type=integer(1, 100_000), help="reduce embeddings to this many channels")
-    g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>")
+    g.add_argument("--aggregation", help="auto (default: chosen from normal images), max, mean, var, topk<N>, two-sided")
     g.add_argument("--false-alarm-rate", type=number(0, 1, low_open=True), help="target false-alarm rate of the threshold (default 0.01)")
     g.add_argument("--calibration", choices=("leave_one_out", "crossfit", "holdout"),
                    help="leave_one_out (default: every image in the bank; each scored for calibration against it "

@@ -37,7 +37,7 @@ def cmd_tune(args) -> int:
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; pass --out FILE for the line config to write.")
     grid = TuneGrid(args.grid_backbones, args.grid_sizes, layer_sets, args.grid_coreset, args.grid_patchsize,
-                    args.grid_geometry, args.keep, args.sample)
+                    args.grid_geometry, args.keep, args.sample, args.grid_two_sided)
     defects = good_images(args.defects) if args.defects else []
     if len(defects) > MAX_DEFECTS:
         raise ConfigError(f"--defects {args.defects} holds {len(defects)} images; tune scores at most {MAX_DEFECTS} "
@@ -70,6 +70,10 @@ def add_tune_command(sub) -> None:
     p.add_argument("--grid-geometry", type=listing(_geometry, "geometries"), default=["line"],
                    help="line (the base line's resize / imagesize ratio: a center crop when above 1) and / or whole "
                         "(the whole frame resized to the image size, no crop), comma-separated (default line)")
+    p.add_argument("--grid-two-sided", action="store_true",
+                   help="also try the two-sided statistic: flags a part whose patches are unusually close to the "
+                        "bank as a whole (a missing print or coating), not only one with patches far from it; "
+                        "synthetic defects rarely show that, so give --defects of the kind")
     p.add_argument("--defects", type=existing_folder,
                    help="folder of a handful of known-bad images of the line: scored beside the synthetic defects "
                         "to rank settings, never put in a bank or used for the threshold")

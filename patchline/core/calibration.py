@@ -18,7 +18,7 @@ import numpy as np
 from patchline.core.anomaly_map import anomaly_map
 from patchline.core.intervals import images_needed, upper_bound
 from patchline.core.metrics import auroc
-from patchline.core.scoring import AGGREGATIONS, aggregate, aggregate_all, is_defect
+from patchline.core.scoring import AGGREGATIONS, TWO_SIDED, aggregate, aggregate_all, is_defect, two_sided_reference
 from patchline.core.synthetic import KINDS, make_defect
 from patchline.errors import PatchlineError
 
@@ -96,13 +96,19 @@ def calibrate(
 
     normal_patch_scores, defect_patch_scores: (n, h, w) float32 patch scores.
     aggregation: "auto" (choose by synthetic AUROC; ties go to the earlier name in AGGREGATIONS)
-    or a fixed name. Returns the bank.json fields: aggregation, threshold, pixel_threshold,
+    or a fixed name (two-sided: its reference is the same held-out normals' spread, so the conformal
+    threshold is exact only up to that fit). Returns the bank.json fields: aggregation,
+    score_reference (the two-sided statistic's, else None), threshold, pixel_threshold,
     aggregation_choice, threshold_policy, normal_scores.
     """
     normal = aggregate_all(normal_patch_scores)
     defect = aggregate_all(defect_patch_scores)
+    reference = two_sided_reference(normal_patch_scores) if aggregation == TWO_SIDED else None
+    if reference is not None:
+        normal[TWO_SIDED] = aggregate(normal_patch_scores, TWO_SIDED, reference)
+        defect[TWO_SIDED] = aggregate(defect_patch_scores, TWO_SIDED, reference)
     labels = np.r_[np.zeros(len(normal_patch_scores)), np.ones(len(defect_patch_scores))]
-    separation = {name: auroc(labels, np.r_[normal[name], defect[name]]) for name in AGGREGATIONS}
+    separation = {name: auroc(labels, np.r_[normal[name], defect[name]]) for name in defect}
     if aggregation == "auto":
         chosen = max(AGGREGATIONS, key=lambda name: (separation[name], -AGGREGATIONS.index(name)))
         how = "auto: highest AUROC of held-out normal images against the same images with synthetic defects"
@@ -115,6 +121,7 @@ def calibrate(
     threshold = threshold_at(normal[chosen], false_alarm_rate)
     return {
         "aggregation": chosen,
+        "score_reference": reference,
         "threshold": threshold,
         "pixel_threshold": threshold_at(map_peaks, false_alarm_rate),
         "aggregation_choice": {

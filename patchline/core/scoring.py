@@ -1,4 +1,11 @@
-"""Patch scores from the bank and their aggregation into one image score."""
+"""Patch scores from the bank and their aggregation into one image score.
+
+One-sided aggregations (AGGREGATIONS) flag an image whose patch scores run high. The two-sided
+statistic (TWO_SIDED, opt-in) also flags one whose patches are unusually *close* to the bank: a part
+whose texture or print is missing can match plain bank patches everywhere, so nothing runs high but
+its mean patch score falls below every good part's. It is max(z of topk5, z of −mean), each z against
+the mean and spread of good images' held-out scores (`two_sided_reference`, kept in bank.json).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from patchline.core.anomaly_map import anomaly_map, defect_region
 TOPK_SIZES = (5, 8, 10, 15, 20, 40, 60, 100)
 AGGREGATIONS = ("max", "mean", "var") + tuple(f"topk{n}" for n in TOPK_SIZES)
 _TOPK = re.compile(r"^topk([1-9][0-9]*)$")
+TWO_SIDED = "two-sided"
+TWO_SIDED_PARTS = {"high": "topk5", "low": "mean"}  # side → the aggregation it is the z of (low: of −it)
 
 
 def topk_size(name: str | None) -> int | None:
@@ -21,10 +30,34 @@ def topk_size(name: str | None) -> int | None:
 
 
 def check_aggregation(name: str) -> str:
-    """Return `name` if it is a known aggregation (max, mean, var, topk<N>), else raise ValueError."""
-    if name in ("max", "mean", "var") or topk_size(name):
+    """Return `name` if it is a known aggregation (max, mean, var, topk<N>, two-sided), else raise ValueError."""
+    if name in ("max", "mean", "var", TWO_SIDED) or topk_size(name):
         return name
-    raise ValueError(f"unknown aggregation '{name}'; use max, mean, var or topk<N> (e.g. topk10)")
+    raise ValueError(f"unknown aggregation '{name}'; use max, mean, var, topk<N> (e.g. topk10) or {TWO_SIDED}")
+
+
+def two_sided_reference(normal_patch_scores: np.ndarray) -> dict[str, list[float]]:
+    """The two-sided statistic's reference from good images' held-out patch scores (n, h, w) float32:
+    {"high": [mean, std] of their topk5 scores, "low": [mean, std] of their −mean scores} (std floored
+    so that a constant score cannot divide by zero)."""
+    out = {}
+    for side, name in TWO_SIDED_PARTS.items():
+        values = aggregate(normal_patch_scores, name).astype(np.float64) * (1 if side == "high" else -1)
+        out[side] = [float(values.mean()), max(float(values.std()), 1e-6 * max(abs(float(values.mean())), 1.0))]
+    return out
+
+
+def check_two_sided_reference(reference) -> dict[str, list[float]]:
+    """`reference` if it is {"high": [center, scale], "low": [center, scale]} with finite numbers and
+    scales > 0, else ValueError naming what is wrong."""
+    if not isinstance(reference, dict) or set(reference) != set(TWO_SIDED_PARTS):
+        raise ValueError(f"the {TWO_SIDED} reference must be an object with 'high' and 'low', got {reference!r}")
+    for side, pair in reference.items():
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in pair)
+                or pair[1] <= 0):
+            raise ValueError(f"the {TWO_SIDED} reference's '{side}' must be [center, scale > 0], got {pair!r}")
+    return {side: [float(v) for v in pair] for side, pair in reference.items()}
 
 
 def patch_scores_from_distances(squared: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -33,12 +66,20 @@ def patch_scores_from_distances(squared: np.ndarray, grid: tuple[int, int]) -> n
     return scores.reshape(-1, grid[0], grid[1])
 
 
-def aggregate(patch_scores: np.ndarray, name: str) -> np.ndarray:
+def aggregate(patch_scores: np.ndarray, name: str, reference: dict | None = None) -> np.ndarray:
     """Image scores from patch scores.
 
     patch_scores: (N, H, W) float32. name: max | mean | var (mean squared deviation) | topk<N>
-    (mean of the N largest, N capped at the patch count). Returns (N,) float32.
+    (mean of the N largest, N capped at the patch count) | two-sided (needs `reference`, from
+    two_sided_reference). Returns (N,) float32.
     """
+    if name == TWO_SIDED:
+        if reference is None:
+            raise ValueError(f"the {TWO_SIDED} statistic needs its reference from good images")
+        high, low = reference["high"], reference["low"]
+        z_high = (aggregate(patch_scores, TWO_SIDED_PARTS["high"]).astype(np.float64) - high[0]) / high[1]
+        z_low = (-aggregate(patch_scores, TWO_SIDED_PARTS["low"]).astype(np.float64) - low[0]) / low[1]
+        return np.maximum(z_high, z_low).astype(np.float32)
     flat = patch_scores.reshape(patch_scores.shape[0], -1)
     if name == "max":
         return flat.max(axis=1)
@@ -52,6 +93,15 @@ def aggregate(patch_scores: np.ndarray, name: str) -> np.ndarray:
     k = min(size, flat.shape[1])
     top = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k :]
     return top.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def low_side_decides(patch_scores: np.ndarray, reference: dict) -> np.ndarray:
+    """(N,) bool: where the two-sided statistic of (N, H, W) patch scores comes from its low side (the
+    image is unusually close to the bank as a whole, not high anywhere)."""
+    high, low = reference["high"], reference["low"]
+    z_high = (aggregate(patch_scores, TWO_SIDED_PARTS["high"]).astype(np.float64) - high[0]) / high[1]
+    z_low = (-aggregate(patch_scores, TWO_SIDED_PARTS["low"]).astype(np.float64) - low[0]) / low[1]
+    return z_low > z_high
 
 
 def aggregate_all(patch_scores: np.ndarray, names=AGGREGATIONS) -> dict[str, np.ndarray]:
@@ -79,18 +129,21 @@ class Verdict:
 
 
 def judge(patch_scores: np.ndarray, aggregation: str, threshold: float, pixel_threshold: float | None,
-          imagesize: int, crop_origin: tuple[float, float, float, float]) -> Verdict:
+          imagesize: int, crop_origin: tuple[float, float, float, float], reference: dict | None = None) -> Verdict:
     """Judge one image from its (h, w) float32 patch scores against a bank's calibrated rule.
 
     crop_origin: (x0, y0, sx, sy) from `preprocess.crop_box`, so the region is in frame pixels.
+    reference: the bank's two-sided reference when its aggregation is two-sided.
     The anomaly map is computed only for defects (it serves the alarm's region); region is
     {"bbox": [x0, y0, x1, y1], "area": frame pixels} or None for a good image.
     """
-    score = float(aggregate(patch_scores[None], aggregation)[0])
+    score = float(aggregate(patch_scores[None], aggregation, reference)[0])
     defect = bool(is_defect(score, threshold))
     if not defect:
         return Verdict(score, defect, None)
     amap = anomaly_map(patch_scores, imagesize)
     level = pixel_threshold if pixel_threshold is not None else float(amap.max())
+    if aggregation == TWO_SIDED and low_side_decides(patch_scores[None], reference)[0]:
+        level = float(amap.min())  # too plain as a whole: the region is the whole view, not a peak
     found = defect_region(amap, level, crop_origin)
     return Verdict(score, defect, {"bbox": found["bbox"], "area": found["area"]}, amap, level)

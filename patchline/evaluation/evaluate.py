@@ -20,7 +20,7 @@ from patchline.core.anomaly_map import anomaly_map, overlay
 from patchline.core.intervals import bootstrap_auroc, operating_point
 from patchline.core.metrics import auroc, pro_score
 from patchline.core.preprocess import center_crop, load_mask, mask_to_crop, resize_image, to_rgb
-from patchline.core.scoring import AGGREGATIONS, aggregate_all
+from patchline.core.scoring import AGGREGATIONS, aggregate, aggregate_all
 from patchline.data.datasets import MvtecCategory
 from patchline.core.metrics import metric_text
 from patchline.extractors.embeddings import Extractor, as_image
@@ -97,7 +97,7 @@ def evaluate_category(
     image_scores = aggregate_all(patch_scores)
     chosen = bank.meta.aggregation
     if chosen not in image_scores:
-        image_scores.update(aggregate_all(patch_scores, [chosen]))
+        image_scores[chosen] = aggregate(patch_scores, chosen, bank.meta.score_reference)
     maps = anomaly_map(patch_scores, settings.imagesize)
     masks = _masks(samples, settings, maps.shape)
     has_pixel_truth = masks.any()
@@ -116,7 +116,7 @@ def evaluate_category(
         "category": category.name,
         "n_good": int((labels == 0).sum()),
         "n_defect": int((labels == 1).sum()),
-        "image_auroc": {a: auroc(labels, image_scores[a]) for a in AGGREGATIONS},
+        "image_auroc": {a: auroc(labels, image_scores[a]) for a in dict.fromkeys([*AGGREGATIONS, chosen])},
         "aggregation": chosen,
         "chosen_auroc": auroc(labels, image_scores[chosen]),
         "chosen_auroc_interval": (auroc_low, auroc_high),

@@ -150,7 +150,8 @@ class PatchCorePostProcess:
         patch_scores = state.patch_scores(embeddings, m.aggregation, m.threshold, m.pixel_threshold)
         t2 = time.perf_counter()
         verdicts = [judge(scores, m.aggregation, m.threshold, m.pixel_threshold, m.imagesize,
-                          crop_box(frame.frame_shape, m.resize, m.imagesize, m.resize_type)) for frame, scores in zip(frames, patch_scores)]
+                          crop_box(frame.frame_shape, m.resize, m.imagesize, m.resize_type), m.score_reference)
+                    for frame, scores in zip(frames, patch_scores)]
         t3 = time.perf_counter()
         with self._stage_lock:  # two workers add to the same totals
             spent = self.stage_seconds

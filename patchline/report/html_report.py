@@ -47,7 +47,7 @@ def _rate(value: float) -> str:
 
 def _aggregation_table(row: dict) -> str:
     lines = ["<table class='aggregations'><tr><th>aggregation</th><th>image AUROC</th></tr>"]
-    for name in AGGREGATIONS:
+    for name in dict.fromkeys([*AGGREGATIONS, *row["image_auroc"]]):
         mark = " class='chosen'" if name == row["aggregation"] else ""
         label = f"{name} (chosen from good images)" if mark else name
         lines.append(f"<tr{mark}><td>{html.escape(label)}</td><td>{metric_text(row['image_auroc'][name])}</td></tr>")

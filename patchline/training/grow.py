@@ -75,7 +75,7 @@ def grow_bank(banks_root: Path, line: str, items: Sequence[ImageItem], extractor
     settings = meta.line_settings()
     embeddings = np.concatenate([emb for _, emb in iter_embeddings(items, extractor, settings,
                                                                      "embedding new images" if progress else None)])
-    before = aggregate(bank.patch_scores(embeddings), meta.aggregation)
+    before = aggregate(bank.patch_scores(embeddings), meta.aggregation, meta.score_reference)
     new = embeddings.reshape(-1, embeddings.shape[-1])
     old = bank.index.reconstruct_n(0, bank.index.ntotal)
     if cover:

@@ -28,7 +28,7 @@ from patchline.training.tune_trial import (REAL, Candidate, ProxySet, Trial, can
                                            extract_features, rank_key, try_layer_sets)
 
 __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_features", "split_for_proxy",
-           "proxy_defects", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
+           "proxy_defects", "Halving", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
 
 PROXY_FRACTION = 0.25     # of the good images: scored, never in the proxy bank
 DEFECTS_PER_IMAGE = 2     # subtle synthetic defects per proxy image
@@ -111,7 +111,8 @@ def _rung(candidates, cache: FeatureCache, index: dict, base, model_ms_for, on_b
     trials = []
     for key in groups:
         proxy = ProxySet(cache.get(key, index["bank"]), cache.get(key, index["normal"]),
-                         cache.get(key, index["defect"]), index["families"], index["full_bank"])
+                         cache.get(key, index["defect"]), index["families"], index["full_bank"],
+                         index.get("two_sided", False))
         for trial in try_layer_sets(members[key], proxy, base, on_bank, rung):
             models = model_ms_for(trial.candidate)
             trial.cost_ms = {"preprocess": cache.prep_ms[key], "layer2": models["layer2"],
@@ -139,6 +140,15 @@ def _plan(n_images: int, n_real: int, seed: int, sample: int) -> tuple[dict, dic
     return sample, full
 
 
+@dataclass(frozen=True)
+class Halving:
+    """Successive halving: rung 1 tries every setting on `sample` good images (two thirds bank, one third
+    scored); rung 2 tries the best `keep` that pass hooks.fits on every image (None: all of them)."""
+
+    keep: int | None = KEEP
+    sample: int = RUNG1_IMAGES
+
+
 @dataclass
 class TuneHooks:
     """extractor_for(backbone): the backbone's feature extractor (both layers); model_ms_for(candidate):
@@ -153,17 +163,19 @@ class TuneHooks:
 
 
 def tune_line(base: LineSettings, items: Sequence[ImageItem], candidates: Sequence[Candidate], hooks: TuneHooks,
-              progress: bool = True, defects: Sequence[ImageItem] = (), keep: int | None = KEEP,
-              sample: int = RUNG1_IMAGES) -> list[Trial]:
+              progress: bool = True, defects: Sequence[ImageItem] = (), halving: Halving = Halving(),
+              two_sided: bool = False) -> list[Trial]:
     """Every candidate's Trial, from good images only (and `defects`, scored, never in a bank).
 
-    keep: how many settings (the best of rung 1 that pass hooks.fits) rung 2 tries on every image;
-    None: all. sample: good images rung 1 uses. Returns rung 2's trials and then rung 1's trials of the settings rung 2 did not try
+    halving: how many good images rung 1 uses and how many settings rung 2 tries. two_sided: the two-sided statistic is one of the
+    aggregations each trial chooses among. Returns rung 2's trials and then rung 1's trials of the settings rung 2 did not try
     (rung 1 is skipped when the grid or the image set is already small)."""
     extractor_for, model_ms_for, fits, on_bank = hooks.extractor_for, hooks.model_ms_for, hooks.fits, hooks.on_bank
+    keep, sample = halving.keep, halving.sample
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     images = [as_image(item) for item in items]
     sample, full = _plan(len(images), len(defects), base.seed, max(sample, 6))
+    sample["two_sided"] = full["two_sided"] = two_sided
     synthetic = proxy_defects([images[i] for i in full["normal"]], base.seed)
     cache = FeatureCache(images + synthetic + [as_image(d) for d in defects], extractor_for, base)
     one_rung = (keep is not None and len(candidates) <= keep) or (

@@ -1,8 +1,8 @@
 """One rung of `patchline tune`'s grid: the candidates, what a trial measured, and how the trials of
 one (backbone, image size) are built and scored from features computed once.
 
-A trial's proxy score is the best aggregation's AUROC of held-out good images against defective
-copies of them: the synthetic families (`core/synthetic.SUBTLE_KINDS`) pooled, and, when the plant
+A trial's proxy score is the best aggregation's AUROC (the one-sided ones, and the two-sided
+statistic when the grid asks for it) of held-out good images against defective copies of them: the synthetic families (`core/synthetic.SUBTLE_KINDS`) pooled, and, when the plant
 gave known-bad images (`--defects`), blended with those images' AUROC (weight n / (n + 5) for n
 real defects). Real defects are only scored: they never enter a bank or set a threshold.
 """
@@ -19,7 +19,7 @@ from patchline.core.coreset import RandomProjection, select_from_projection
 from patchline.core.embed import embed
 from patchline.core.metrics import auroc
 from patchline.core.pruned_search import PrunedPatchSearch, build_hnsw
-from patchline.core.scoring import AGGREGATIONS, aggregate_all
+from patchline.core.scoring import TWO_SIDED, aggregate, aggregate_all, two_sided_reference
 from patchline.core.search import NearestPatchSearch
 from patchline.extractors.embeddings import iter_features
 from patchline.settings import SEARCH_AUTO_WORK, LineSettings
@@ -87,13 +87,15 @@ class Trial:
 class ProxySet:
     """Features of one (backbone, size) for one rung: {layer: (N, C, h, w)} of the bank images, the
     held-out good images and their defective copies (+ real defects); families: (n defects,) str;
-    full_bank_images: how many bank images the line's own bank will have (for the search cost)."""
+    full_bank_images: how many bank images the line's own bank will have (for the search cost);
+    two_sided: also score the two-sided statistic (reference: the held-out good images' own scores)."""
 
     bank: dict
     normal: dict
     defect: dict
     families: np.ndarray
     full_bank_images: int
+    two_sided: bool = False
 
 
 def candidate_grid(base: LineSettings, backbones: Sequence[str], sizes: Sequence[int],
@@ -142,8 +144,9 @@ def proxy_score(normal: dict[str, np.ndarray], defect: dict[str, np.ndarray],
                 families: np.ndarray) -> tuple[str, dict[str, float], dict[str, float]]:
     """(best aggregation, {aggregation: proxy score}, {family: AUROC at the best aggregation}).
 
-    normal / defect: {aggregation: (n,) image scores}; families: (len(defect),) family names. The
-    score is the synthetic families' pooled AUROC, blended with the real defects' AUROC when any."""
+    normal / defect: {aggregation: (n,) image scores} (ties go to the earlier aggregation in that
+    order); families: (len(defect),) family names. The score is the synthetic families' pooled AUROC,
+    blended with the real defects' AUROC when any."""
     real = families == REAL
     weight = real.sum() / (real.sum() + REAL_PRIOR)
 
@@ -152,12 +155,24 @@ def proxy_score(normal: dict[str, np.ndarray], defect: dict[str, np.ndarray],
         return auroc(np.r_[np.zeros(len(normal[a])), np.ones(int(rows.sum()))], values)
 
     score = {}
-    for a in AGGREGATIONS:
+    order = list(normal)
+    for a in order:
         synthetic = separation(a, ~real) if (~real).any() else 0.5
         score[a] = synthetic if not real.any() else (1 - weight) * synthetic + weight * separation(a, real)
-    best = max(AGGREGATIONS, key=lambda a: (score[a], -AGGREGATIONS.index(a)))
+    best = max(order, key=lambda a: (score[a], -order.index(a)))
     per_family = {str(f): separation(best, families == f) for f in dict.fromkeys(families.tolist())}
     return best, score, per_family
+
+
+def _image_scores(normal: np.ndarray, defect: np.ndarray, two_sided: bool) -> tuple[dict, dict]:
+    """({aggregation: (n,)}, {aggregation: (m,)}) image scores of (n, h, w) normal and (m, h, w) defect
+    patch scores: every one-sided aggregation, and the two-sided statistic (last) when asked for."""
+    normal_scores, defect_scores = aggregate_all(normal), aggregate_all(defect)
+    if two_sided:
+        reference = two_sided_reference(normal)
+        normal_scores[TWO_SIDED] = aggregate(normal, TWO_SIDED, reference)
+        defect_scores[TWO_SIDED] = aggregate(defect, TWO_SIDED, reference)
+    return normal_scores, defect_scores
 
 
 def rank_key(proxy: float, cpu_ms: float) -> tuple[float, float]:
@@ -199,8 +214,8 @@ def try_layer_sets(candidates: Sequence[Candidate], proxy: ProxySet, base: LineS
             chosen = np.sort(select_from_projection(projected, candidate.coreset_ratio, base.seed))
             bank = np.ascontiguousarray(flat[chosen])
             exact = NearestPatchSearch(bank)
-            normal = aggregate_all(exact.patch_scores(normal_emb))
-            defect = aggregate_all(exact.patch_scores(defect_emb))
+            normal, defect = _image_scores(exact.patch_scores(normal_emb), exact.patch_scores(defect_emb),
+                                           proxy.two_sided)
             aggregation, score, families = proxy_score(normal, defect, proxy.families)
             threshold = float(np.quantile(normal[aggregation], 1.0 - base.false_alarm_rate, method="higher"))
             full_patches = int(round(bank.shape[0] * proxy.full_bank_images / n_bank))
