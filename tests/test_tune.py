@@ -267,3 +267,9 @@ def test_tune_picks_the_two_sided_statistic_when_only_it_sees_a_missing_label_an
     assert max(auroc(labels, column(a)) for a in AGGREGATIONS) <= 0.5
     missing = column("two-sided")[labels == 1]
     assert (missing > meta["threshold"]).mean() >= 0.75, "most parts without a label alarm at the bank's threshold"
+    # an operator calling such a part good cannot teach it by growing the bank: more patches only lower its scores
+    alarmed = [tmp_path / r["image"] for r in rows if int(r["label"]) and float(r["two-sided"]) > meta["threshold"]]
+    refused = patchline("feedback", "parts", "--false-alarm", alarmed[0], "--quiet", cwd=tmp_path)
+    assert refused.returncode != 0 and "plainer than the good images" in refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    assert (line_dir / "CURRENT").read_text().strip() == meta["version"]

@@ -24,13 +24,32 @@ import numpy as np
 
 from patchline.bank.store import load_bank, read_meta, write_bank
 from patchline.core.coreset.projection import RandomProjection
-from patchline.core.scoring import aggregate
+from patchline.core.scoring import TWO_SIDED, aggregate, low_side_decides
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import PatchlineError
 from patchline.extractors.embeddings import Extractor, ImageItem, iter_embeddings
 from patchline.training.train import TrainResult, image_list_sha256
 
 COVER = 0.5  # feedback: every patch of a false alarm ends within this share of the threshold of the bank
+
+
+def patch_distance_at_threshold(meta) -> float:
+    """The line's threshold as a patch distance: the threshold itself, or for the two-sided statistic
+    (a z value) the topk5 score its high side alarms at."""
+    if meta.aggregation != TWO_SIDED:
+        return float(meta.threshold)
+    center, scale = meta.score_reference["high"]
+    return float(center + meta.threshold * scale)
+
+
+def _refuse_plain_false_alarms(patch_scores: np.ndarray, scores: np.ndarray, meta) -> None:
+    """PatchlineError when a false alarm of a two-sided line alarms on its low side (plainer than the good
+    images the reference came from): more bank patches only lower its patch scores further."""
+    plain = low_side_decides(patch_scores, meta.score_reference) & (scores > meta.threshold)
+    if plain.any():
+        raise PatchlineError(f"{int(plain.sum())} of these image(s) alarm because they are plainer than the good "
+                             f"images line {meta.line} was calibrated on (the two-sided statistic's low side); adding "
+                             f"them to the bank cannot clear that: retrain the line with them among its good images.")
 
 
 def continue_greedy(bank: np.ndarray, candidates: np.ndarray, n_select: int,
@@ -75,11 +94,14 @@ def grow_bank(banks_root: Path, line: str, items: Sequence[ImageItem], extractor
     settings = meta.line_settings()
     embeddings = np.concatenate([emb for _, emb in iter_embeddings(items, extractor, settings,
                                                                      "embedding new images" if progress else None)])
-    before = aggregate(bank.patch_scores(embeddings), meta.aggregation, meta.score_reference)
+    patch_scores = bank.patch_scores(embeddings)
+    before = aggregate(patch_scores, meta.aggregation, meta.score_reference)
+    if cover and meta.aggregation == TWO_SIDED:
+        _refuse_plain_false_alarms(patch_scores, before, meta)
     new = embeddings.reshape(-1, embeddings.shape[-1])
     old = bank.index.reconstruct_n(0, bank.index.ntotal)
     if cover:
-        chosen = continue_greedy(old, new, len(new), stop_below=(COVER * meta.threshold) ** 2)
+        chosen = continue_greedy(old, new, len(new), stop_below=(COVER * patch_distance_at_threshold(meta)) ** 2)
     else:
         ratio = float(meta.get("coreset_ratio") or 0.01)
         projection = RandomProjection(new.shape[1], min(128, new.shape[1]), seed=int(meta.get("seed") or 0))
