@@ -24,7 +24,7 @@ import numpy as np
 
 from patchline.bank.store import load_bank, read_meta, write_bank
 from patchline.core.coreset.projection import RandomProjection
-from patchline.core.scoring import TWO_SIDED, aggregate, low_side_decides
+from patchline.core.scoring import TWO_SIDED, aggregate, is_defect, low_side_decides
 from patchline.core.search import NearestPatchSearch
 from patchline.errors import PatchlineError
 from patchline.extractors.embeddings import Extractor, ImageItem, iter_embeddings
@@ -45,7 +45,7 @@ def patch_distance_at_threshold(meta) -> float:
 def _refuse_plain_false_alarms(patch_scores: np.ndarray, scores: np.ndarray, meta) -> None:
     """PatchlineError when a false alarm of a two-sided line alarms on its low side (plainer than the good
     images the reference came from): more bank patches only lower its patch scores further."""
-    plain = low_side_decides(patch_scores, meta.score_reference) & (scores > meta.threshold)
+    plain = low_side_decides(patch_scores, meta.score_reference) & is_defect(scores, meta.threshold)
     if plain.any():
         raise PatchlineError(f"{int(plain.sum())} of these image(s) alarm because they are plainer than the good "
                              f"images line {meta.line} was calibrated on (the two-sided statistic's low side); adding "
