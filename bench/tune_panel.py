@@ -143,14 +143,14 @@ def run_line(line: str, n_train: int, n_test_defects: int | None) -> dict:
             **record}
 
 
-STATISTICS = ("pooled", "worst family", "worst + pooled", "detected at 10 %")
+STATISTICS = ("tune", "pooled", "worst family", "worst + pooled", "detected at 10 %")
 
 
 def statistic(normal: dict, defect: dict, families: np.ndarray, name: str) -> tuple[str, float]:
     """(aggregation, value) of a candidate proxy statistic over the defects given, at its best
     aggregation: 'pooled' (one AUROC over every family), 'worst family' (the lowest family AUROC),
     'worst + pooled' (their mean), 'detected at 10 %' (share of defects above the normals' 90th
-    percentile, a low-false-alarm view). Tune's own statistic is proxy_of(…, "tune")."""
+    percentile, a low-false-alarm view). Tune's own ranking is ranked(…, "tune")."""
     from patchline.core.metrics import auroc
 
     def separation(a: str, rows: np.ndarray) -> float:
@@ -169,38 +169,77 @@ def statistic(normal: dict, defect: dict, families: np.ndarray, name: str) -> tu
     return best, value(best)
 
 
-def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "tune") -> tuple[str, float]:
+def proxy_of(scores: dict, real_rows: np.ndarray | None, name: str = "pooled") -> tuple[str, float]:
     """(aggregation, proxy score) of one trial's proxy scores with the real defects `real_rows` (indices
-    into the pool) kept and the other real defects dropped (None: none kept); `name`: "tune" (tune's
-    own, tune_trial.proxy_score), "real only" or one of STATISTICS."""
-    from patchline.training.tune_trial import REAL, proxy_score
+    into the pool) kept and the other real defects dropped (None: none kept); `name`: "pooled" (the
+    proxy AUROC tune shows and picks a setting's aggregation by, tune_trial.proxy_score: the synthetic
+    families pooled, blended with the real defects; tune's ranking before family z), "real only", or
+    one of STATISTICS but "tune"."""
+    normal, defect, families = kept_scores(scores, real_rows)
+    if name == "real only":
+        real = families == REAL_FAMILY
+        return statistic(normal, {a: v[real] for a, v in defect.items()}, families[real], "worst family")
+    if name != "pooled":
+        return statistic(normal, defect, families, name)
+    from patchline.training.tune_trial import proxy_score
 
+    aggregation, score, _ = proxy_score(normal, defect, families)
+    return aggregation, score[aggregation]
+
+
+REAL_FAMILY = "real"  # tune_trial.REAL
+
+
+def kept_scores(scores: dict, real_rows: np.ndarray | None) -> tuple[dict, dict, np.ndarray]:
+    """(normal {aggregation: (n,)}, defect {aggregation: (m,)}, families (m,)) of one trial's proxy scores
+    with the real defects `real_rows` (indices into the pool) kept and the others dropped (None: none)."""
     families = np.array(scores["families"])
-    real_at = np.flatnonzero(families == REAL)
+    real_at = np.flatnonzero(families == REAL_FAMILY)
     keep = np.ones(len(families), dtype=bool)
     keep[real_at] = False
     if real_rows is not None:
         keep[real_at[real_rows]] = True
     normal = {a: np.array(v) for a, v in scores["normal"].items()}
     defect = {a: np.array(v)[keep] for a, v in scores["defect"].items()}
-    if name == "real only":
-        real = families[keep] == REAL
-        return statistic(normal, {a: v[real] for a, v in defect.items()}, families[keep][real], "worst family")
+    return normal, defect, families[keep]
+
+
+def ranked(proxies: dict, real_rows: np.ndarray | None, name: str = "tune") -> dict:
+    """{setting: (aggregation, value)} of settings compared together ({setting: proxy scores}): "tune"
+    ranks them as patchline tune does (tune_trial.family_rank_scores across them, each at the
+    aggregation its pooled proxy picks); any other name scores each setting alone (proxy_of)."""
     if name != "tune":
-        return statistic(normal, defect, families[keep], name)
-    aggregation, score, _ = proxy_score(normal, defect, families[keep])
-    return aggregation, score[aggregation]
+        return {k: proxy_of(v, real_rows, name) for k, v in proxies.items()}
+    from patchline.training.tune_trial import family_rank_scores, proxy_score
+
+    parts = {}
+    for k, v in proxies.items():
+        normal, defect, families = kept_scores(v, real_rows)
+        aggregation, _, per_family = proxy_score(normal, defect, families)
+        parts[k] = (aggregation, per_family, int(np.sum(families == REAL_FAMILY)))
+    values = family_rank_scores([p[1] for p in parts.values()], max((p[2] for p in parts.values()), default=0))
+    return {k: (parts[k][0], float(v)) for k, v in zip(parts, values)}
+
+
+def choose_by(first: dict, second: dict, keep: int | None, real_rows, name: str) -> str:
+    """The setting chosen by successive halving from rung 1's and rung 2's {setting: proxy scores}: the
+    best `keep` of rung 1 (None: no halving, every setting; 0: rung 1's best alone), then the best of
+    those in rung 2, each rung ranked by `name` (ranked)."""
+    first_rank = ranked(first, real_rows, name) if first else {}
+    if keep == 0 and first_rank:
+        return max(first_rank, key=lambda k: first_rank[k][1])
+    promoted = sorted(first_rank, key=lambda k: -first_rank[k][1])[:keep] if first_rank and keep else list(second)
+    second_rank = ranked({k: second[k] for k in promoted}, real_rows, name)
+    return max(promoted, key=lambda k: second_rank[k][1])
 
 
 def choice(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "tune") -> tuple[str, dict]:
     """(setting tune chooses, {setting: aggregation}) by successive halving with `keep` in rung 2
     (None: no halving, the best rung-2 proxy; 0: rung 1's proxy alone)."""
-    first = {k: proxy_of(v["1"], real_rows, name) for k, v in result["proxy"].items() if "1" in v}
-    second = {k: proxy_of(v["2"], real_rows, name) for k, v in result["proxy"].items()}
-    if keep == 0 and first:
-        return max(first, key=lambda k: first[k][1]), {k: a for k, (a, _) in second.items()}
-    promoted = sorted(first, key=lambda k: -first[k][1])[:keep] if first and keep else list(second)
-    return max(promoted, key=lambda k: second[k][1]), {k: a for k, (a, _) in second.items()}
+    first = {k: v["1"] for k, v in result["proxy"].items() if "1" in v}
+    second = {k: v["2"] for k, v in result["proxy"].items()}
+    aggregation = {k: a for k, (a, _) in ranked(second, real_rows, "pooled" if name == "tune" else name).items()}
+    return choose_by(first, second, keep, real_rows, name), aggregation
 
 
 def condition(result: dict, real_rows: np.ndarray | None, keep: int | None, name: str = "tune") -> dict:
@@ -270,10 +309,8 @@ def resampled_regret(result: dict, keep: int, draws: int = RESAMPLES, seed: int 
             n_normal = len(next(iter(any_scores["normal"].values())))
             rows = (rng.integers(0, n_normal, n_normal), rng.choice(synthetic, len(synthetic)))
             picked[rung] = {k: resampled(v[rung], *rows) for k, v in result["proxy"].items() if rung in v}
-        first = {k: proxy_of(v, None, name) for k, v in picked.get("1", {}).items()}
-        second = {k: proxy_of(v, None, name) for k, v in picked["2"].items()}
-        promoted = sorted(first, key=lambda k: -first[k][1])[:keep] if first else list(second)
-        chosen = max(promoted, key=lambda k: second[k][1])
+        chosen = choose_by(picked.get("1", {}), picked["2"], keep, None, name)
+        second = ranked(picked["2"], None, "pooled" if name == "tune" else name)
         for k, (a, _) in second.items():
             if (k, a) not in tested:
                 tested[k, a] = auroc(labels, np.asarray(result["test"][k][a]))
@@ -338,20 +375,26 @@ def setting_table(result: dict) -> str:
 def variants_row(result: dict, keep: int, resamples: bool = False) -> str:
     """Regret (no real defects) of tune's halving choice under each candidate statistic, and of the
     pooled proxy without halving (rung 2 on every setting) and with rung 1 alone; resamples: the
-    statistics' mean regret over RESAMPLES draws of tune's proxy images instead (resampled_regret)."""
+    statistics' mean regret over RESAMPLES draws of tune's proxy images instead (resampled_regret; the
+    same draws for every statistic), and tune's − pooled's with a 95 % bootstrap interval over the draws."""
     if resamples:
-        cells = [resampled_regret(result, keep, name=name)[0].mean() for name in STATISTICS]
-        return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
+        draws = {name: resampled_regret(result, keep, name=name)[0] for name in STATISTICS}
+        diff = draws["tune"] - draws["pooled"]
+        means = np.random.default_rng(1).choice(diff, (2000, len(diff))).mean(axis=1)
+        low, high = np.quantile(means, [0.025, 0.975])
+        return (f"| {result['line']} | " + " | ".join(f"{d.mean():.4f}" for d in draws.values())
+                + f" | {diff.mean():+.4f} [{low:+.4f}, {high:+.4f}] |")
     cells = [condition(result, None, keep, name)["regret"][0] for name in STATISTICS]
     cells += [condition(result, None, None)["regret"][0], condition(result, None, 0)["regret"][0]]
     return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
 
 
 def real_row(result: dict, keep: int) -> str:
-    """Regret with 5 (mean of REAL_DRAWS draws) and 20 real defects: tune's blend against the real defects alone."""
+    """Regret with 5 (mean of REAL_DRAWS draws) and 20 real defects: tune's ranking, the pooled AUROC blend
+    it ranked by before, and the real defects alone."""
     draws = [np.sort(np.random.default_rng(d).permutation(result["n_real"])[:5]) for d in range(REAL_DRAWS)]
     cells = []
-    for name in ("tune", "real only"):
+    for name in ("tune", "pooled", "real only"):
         cells.append(np.mean([condition(result, rows, keep, name)["regret"][0] for rows in draws]))
         cells.append(condition(result, np.arange(result["n_real"]), keep, name)["regret"][0])
     return f"| {result['line']} | " + " | ".join(f"{c:.4f}" for c in cells) + " |"
@@ -390,7 +433,7 @@ def two_sided_row(result: dict, keep: int) -> str:
     test_two = {k: two_sided(result["test"][k], result["proxy"][k]["2"]["normal"]) for k in result["test"]}
     best_two = max(test_two, key=lambda k: auroc(labels, test_two[k]))
     diff = paired_bootstrap_difference(labels, test_two[chosen], np.array(result["test"][chosen][aggregation[chosen]]))
-    return (f"| {result['line']} | {chosen} | {proxy_of(result['proxy'][chosen]['2'], None)[1]:.4f} "
+    return (f"| {result['line']} | {chosen} | {proxy_of(result['proxy'][chosen]['2'], None, 'pooled')[1]:.4f} "
             f"({aggregation[chosen]}) | {proxy_two_sided(chosen):.4f} | {base['test'][chosen]:.4f} | "
             f"{auroc(labels, test_two[chosen]):.4f} | {diff[0]:+.4f} [{diff[1]:+.4f}, {diff[2]:+.4f}] | "
             f"{max(base['test'].values()):.4f} | {best_two} {auroc(labels, test_two[best_two]):.4f} |")
@@ -429,19 +472,22 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---:|")
     for result in results:
         print(summary_row(result, args.keep))
-    print("\nregret with no real defects, by proxy statistic (halving as tune) and by halving scheme (tune's proxy)")
+    print("\nregret with no real defects, by proxy statistic (halving as tune; tune: family z, pooled: the pooled "
+          "AUROC tune ranked by before) and by halving scheme (tune's ranking)")
     print("| line | " + " | ".join(STATISTICS) + " | no halving | rung 1 only |")
     print("|---" * (len(STATISTICS) + 3) + "|")
     for result in results:
         print(variants_row(result, args.keep))
     print(f"\nthe same statistics, mean regret over {RESAMPLES} draws of tune's proxy images (as the luck table below)")
-    print("| line | " + " | ".join(STATISTICS) + " |")
-    print("|---" * (len(STATISTICS) + 1) + "|")
+    print("| line | " + " | ".join(STATISTICS) + " | tune − pooled [95 % over the draws] |")
+    print("|---" * (len(STATISTICS) + 2) + "|")
     for result in results:
         print(variants_row(result, args.keep, resamples=True))
-    print("\nregret with real defects: tune's blend (weight n / (n + 5)) against the real defects alone")
-    print("| line | blend, 5 real (mean of 10 draws) | blend, 20 real | real only, 5 | real only, 20 |")
-    print("|---|---|---|---|---|")
+    print("\nregret with real defects: tune's ranking (family z, real defects' z weighted n / (n + 5)), the pooled "
+          "AUROC blend (same weight), and the real defects alone")
+    print("| line | tune, 5 real (mean of 10 draws) | tune, 20 real | pooled, 5 | pooled, 20 | real only, 5 | "
+          "real only, 20 |")
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         print(real_row(result, args.keep))
     print("\nthe two-sided statistic (max of z(topk5), z(−mean); z from tune's held-out good images) on tune's "

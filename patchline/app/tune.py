@@ -40,32 +40,37 @@ def model_cost_ms(paths: dict[str, Path], imagesize: int) -> dict[str, float]:
     return costs
 
 
-def trial_table(trials, chosen, cores: int, budget_fps: float | None, shares: dict | None = None) -> str:
+def trial_table(trials, chosen, cores: int, budget_fps: float | None, shares: dict | None = None,
+                ranks: dict | None = None) -> str:
     """The text table of every trial, the chosen one marked with *; shares: {id(trial): share of the
-    proxy's resamples in which it comes first} for the trials the choice was made among."""
+    proxy's resamples in which it comes first} and ranks: {id(trial): rank score} for the trials the
+    choice was made among."""
     head = (f"{'':2}{'backbone':<20}{'size':>5}{'resize':>7}{'layers':>15}{'patch':>6}{'coreset':>8}{'patches':>9}"
-            f"{'rung':>5}{'proxy AUROC':>12}{'aggregation':>12}{'first in':>9}{'search':>7}{'CPU ms':>8}{'est. fps':>9}")
+            f"{'rung':>5}{'proxy AUROC':>12}{'aggregation':>12}{'rank z':>7}{'first in':>9}{'search':>7}{'CPU ms':>8}"
+            f"{'est. fps':>9}")
     rows = [head]
-    shares = shares or {}
+    shares, ranks = shares or {}, ranks or {}
     for t in trials:
         c = t.candidate
         fps = t.frames_per_second(cores)
         mark = "*" if t is chosen else ("-" if budget_fps is not None and fps < budget_fps else " ")
         rows.append(f"{mark:2}{c.backbone:<20}{c.imagesize:>5}{c.resize:>7}{'+'.join(c.layers):>15}{c.patchsize:>6}"
                     f"{c.coreset_ratio:>8g}{t.bank_patches:>9}{t.rung:>5}{t.best_auroc:>12.4f}{t.aggregation:>12}"
+                    f"{format(ranks[id(t)], '+.2f') if id(t) in ranks else '':>7}"
                     f"{format(shares[id(t)], '.0%') if id(t) in shares else '':>9}{t.search:>7}"
                     f"{t.cpu_ms:>8.1f}{fps:>9.0f}")
     return "\n".join(rows)
 
 
-def _tried(t, chosen, cores: int, shares: dict) -> dict:
+def _tried(t, chosen, cores: int, outcome: "TuneOutcome") -> dict:
     """One trial as the tuned config records it."""
     c = t.candidate
-    share = shares.get(id(t))
+    share, rank = outcome.shares.get(id(t)), outcome.ranks.get(id(t))
     return {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize, "layers": list(c.layers),
             "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio, "bank_patches": t.bank_patches,
             "rung": t.rung, "bank_images": t.bank_images, "proxy_auroc": round(float(t.best_auroc), 4),
             "families": {str(k): round(float(v), 4) for k, v in t.families.items()}, "aggregation": t.aggregation,
+            "rank_score": None if rank is None else round(float(rank), 4),
             "first_in_resamples": None if share is None else round(float(share), 3),
             "search": t.search, "cpu_ms": {k: round(float(v), 2) for k, v in t.cost_ms.items()},
             "search_ms_scaled_from_sample": t.cost_estimated,
@@ -75,12 +80,13 @@ def _tried(t, chosen, cores: int, shares: dict) -> dict:
 @dataclass(frozen=True)
 class TuneOutcome:
     """What tune concluded: the chosen trial; shares: {id(trial): share of the proxy's resamples in which
-    it comes first} for the trials the choice was made among; the sentences tune ends with, None when
+    it comes first} and ranks: {id(trial): rank score} for the trials the choice was made among; the sentences tune ends with, None when
     not said (no_good_setting: even the best setting hardly sees the defects; uncertain_choice: good
     images cannot settle the choice)."""
 
     chosen: object
     shares: dict
+    ranks: dict
     no_good_setting: str | None = None
     uncertain_choice: str | None = None
 
@@ -89,7 +95,7 @@ def write_tuned_config(path: Path, base: LineSettings, trials, outcome: TuneOutc
                        cores: int, budget_fps: float | None) -> None:
     """A line config (`defaults:` + `categories: {line: …}`) with a `tune:` section of every trial and
     the outcome's sentences (`no_good_setting`, `uncertain_choice`; null when not said)."""
-    chosen, shares = outcome.chosen, outcome.shares
+    chosen = outcome.chosen
     c = chosen.candidate
     line_settings = {"backbone": c.backbone, "imagesize": c.imagesize, "resize": c.resize,
                      "layers": list(c.layers), "patchsize": c.patchsize, "coreset_ratio": c.coreset_ratio,
@@ -109,6 +115,9 @@ def write_tuned_config(path: Path, base: LineSettings, trials, outcome: TuneOutc
                      "same images with two subtle synthetic defects each (crack, dark region, texture change, spot); "
                      "with --defects, blended with the known-bad images' AUROC (weight n / (n + 5)); those images "
                      "are only scored, never in a bank or a threshold",
+            "rank_score": "what settings compared together are ranked by: each family's AUROC (at the setting's "
+                          "aggregation) as a z value across them, spread floored at 0.01, averaged over the synthetic "
+                          "families and blended with the known-bad images' z (weight n / (n + 5))",
             "halving": "rung 1: every setting on a sample of the good images; rung 2: the best few on all of them; "
                        "the choice is among rung 2's",
             "cost": "CPU ms per frame: preprocess + exported models (onnxruntime, 1 thread) + embed + search "
@@ -117,7 +126,7 @@ def write_tuned_config(path: Path, base: LineSettings, trials, outcome: TuneOutc
             "first_in_resamples": f"share of {RESAMPLES} bootstrap draws of the held-out good images and their "
                                   f"defects in which the setting has the best proxy score (the settings the choice "
                                   f"was made among)",
-            "tried": [_tried(t, chosen, cores, shares) for t in trials],
+            "tried": [_tried(t, chosen, cores, outcome) for t in trials],
         },
     }
     header = (f"# Written by `patchline tune` for line {base.line} from the good images in {images.source}.\n"
@@ -190,6 +199,7 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     setting is good (training/tune.no_good_setting), or else when good images cannot settle the choice
     (training/tune_confidence.uncertain_choice), the sentence is printed last and recorded."""
     from patchline.training.tune import choose, no_good_setting, last_rung_fitting
+    from patchline.training.tune_trial import trial_rank_scores
     from patchline.training.tune_confidence import best_shares, uncertain_choice
 
     if budget_fps is not None and not budget_fps > 0:
@@ -201,9 +211,11 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     warning = no_good_setting(chosen, grid.sizes)
     among = last_rung_fitting(trials, budget_fps, cores)
     shares = dict(zip(map(id, among), best_shares(among)))
+    ranks = dict(zip(map(id, among), trial_rank_scores(among)))
     uncertain = None if warning else uncertain_choice(among, shares, chosen)
-    print(trial_table(trials, chosen, cores, budget_fps, shares))
-    write_tuned_config(out, base, trials, TuneOutcome(chosen, shares, warning, uncertain), images, cores, budget_fps)
+    print(trial_table(trials, chosen, cores, budget_fps, shares, ranks))
+    write_tuned_config(out, base, trials, TuneOutcome(chosen, shares, ranks, warning, uncertain), images, cores,
+                       budget_fps)
     c = chosen.candidate
     print(f"chosen for line {base.line}: {c.label()}, aggregation {chosen.aggregation} (proxy AUROC "
           f"{chosen.best_auroc:.4f}, about {chosen.frames_per_second(cores):.0f} frames/s on {cores} cores; "

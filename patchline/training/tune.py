@@ -25,7 +25,7 @@ from patchline.errors import PatchlineError
 from patchline.extractors.embeddings import ImageItem, as_image
 from patchline.settings import LineSettings
 from patchline.training.tune_trial import (REAL, Candidate, ProxySet, Trial, candidate_grid, embed_features,
-                                           extract_features, rank_key, try_layer_sets)
+                                           extract_features, rank_key, trial_rank_scores, try_layer_sets)
 
 __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_features", "split_for_proxy",
            "proxy_defects", "Halving", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
@@ -185,7 +185,9 @@ def tune_line(base: LineSettings, items: Sequence[ImageItem], candidates: Sequen
     say(f"tune rung 1: all {len(candidates)} settings on {len(sample['bank'])} bank images and "
         f"{len(sample['normal'])} scored good images")
     first = _rung(candidates, cache, sample, base, model_ms_for, on_bank, 1, say)
-    ranked = sorted((t for t in first if fits is None or fits(t)), key=lambda t: -t.best_auroc)
+    fitting = [t for t in first if fits is None or fits(t)]
+    rank = dict(zip(map(id, fitting), trial_rank_scores(fitting)))
+    ranked = sorted(fitting, key=lambda t: rank_key(rank[id(t)], t.cpu_ms), reverse=True)
     promoted = [t.candidate for t in (ranked if keep is None else ranked[:keep])] or [first[0].candidate]
     cache.keep_only({(c.backbone, c.imagesize, c.resize) for c in promoted})
     say(f"tune rung 2: the best {len(promoted)} on all {len(full['bank'])} bank images and "
@@ -201,14 +203,15 @@ def last_rung_fitting(trials: Sequence[Trial], budget_fps: float | None, cores: 
 
 
 def choose(trials: Sequence[Trial], budget_fps: float | None, cores: int) -> Trial:
-    """The trial of the last rung with the highest proxy score among those whose estimated frames/s
-    meet the budget (ties: the cheaper). PatchlineError, one sentence, when none does."""
+    """The trial of the last rung with the highest rank score (tune_trial.family_rank_scores, among those
+    whose estimated frames/s meet the budget; ties: the cheaper). PatchlineError, one sentence, when none does."""
     fitting = last_rung_fitting(trials, budget_fps, cores)
     if not fitting:
         fastest = max(trials, key=lambda t: t.frames_per_second(cores))
         raise PatchlineError(f"no setting tried reaches {budget_fps:.0f} frames/s on {cores} cores; the fastest, "
                              f"{fastest.candidate.label()}, reaches about {fastest.frames_per_second(cores):.0f}.")
-    return max(fitting, key=lambda t: rank_key(t.best_auroc, t.cpu_ms))
+    rank = dict(zip(map(id, fitting), trial_rank_scores(fitting)))
+    return max(fitting, key=lambda t: rank_key(rank[id(t)], t.cpu_ms))
 
 
 def no_good_setting(chosen: Trial, sizes: Sequence[int]) -> str | None:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from patchline.training.tune_trial import Trial, proxy_score, rank_key
+from patchline.training.tune_trial import REAL, Trial, family_rank_scores, proxy_score, rank_key
 
 RESAMPLES = 200
 SETTLED = 0.5   # below this share of draws, tune says the choice is uncertain
@@ -23,23 +23,25 @@ RIVAL = 0.1     # settings first in at least this share of draws are named besid
 
 def best_shares(trials: Sequence[Trial], draws: int = RESAMPLES, seed: int = 0) -> list[float]:
     """Share of `draws` bootstrap resamples of the proxy images in which each trial has the highest
-    proxy score (its aggregation chosen again in each draw, as tune chooses it; ties go to the
-    cheaper, as `choose` breaks them). trials: scored on the same images (their `.scores`, as
+    rank score (its aggregation and family AUROCs found again in each draw, ranked as `choose` ranks
+    them; ties go to the cheaper). trials: scored on the same images (their `.scores`, as
     tune_trial.try_layer_sets keeps them). Returns len(trials) floats summing to 1."""
     if not trials:
         return []
     n_normal = len(next(iter(trials[0].scores["normal"].values())))
-    n_defect = len(trials[0].scores["families"])
+    families = np.asarray(trials[0].scores["families"])
+    n_defect = len(families)
     rng = np.random.default_rng(seed)
     wins = np.zeros(len(trials))
     for _ in range(draws):
         normal_rows, defect_rows = rng.integers(0, n_normal, n_normal), rng.integers(0, n_defect, n_defect)
-        values = []
+        per_family = []
         for t in trials:
             normal = {a: np.asarray(v)[normal_rows] for a, v in t.scores["normal"].items()}
             defect = {a: np.asarray(v)[defect_rows] for a, v in t.scores["defect"].items()}
-            aggregation, score, _ = proxy_score(normal, defect, np.asarray(t.scores["families"])[defect_rows])
-            values.append(rank_key(score[aggregation], t.cpu_ms))
+            per_family.append(proxy_score(normal, defect, families[defect_rows])[2])
+        ranks = family_rank_scores(per_family, int(np.sum(families[defect_rows] == REAL)))
+        values = [rank_key(r, t.cpu_ms) for r, t in zip(ranks, trials)]
         wins[max(range(len(trials)), key=values.__getitem__)] += 1
     return (wins / draws).tolist()
 

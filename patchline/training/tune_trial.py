@@ -1,10 +1,12 @@
 """One rung of `patchline tune`'s grid: the candidates, what a trial measured, and how the trials of
 one (backbone, image size) are built and scored from features computed once.
 
-A trial's proxy score is the best aggregation's AUROC (the one-sided ones, and the two-sided
+A trial's proxy score (what it shows, and what picks its aggregation) is the best aggregation's AUROC (the one-sided ones, and the two-sided
 statistic when the grid asks for it) of held-out good images against defective copies of them: the synthetic families (`core/synthetic.SUBTLE_KINDS`) pooled, and, when the plant
 gave known-bad images (`--defects`), blended with those images' AUROC (weight n / (n + 5) for n
-real defects). Real defects are only scored: they never enter a bank or set a threshold.
+real defects). Settings compared together are ranked by `family_rank_scores`: each family's AUROC
+as a z value across them, so that no single family's spread decides. Real defects are only scored:
+they never enter a bank or set a threshold.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ PARALLEL_EFFICIENCY = 0.7  # pipeline frames/s ≈ cores × 1000 / CPU ms × thi
 TIMED_FRAMES = 24
 REAL = "real"             # the family name of the plant's known-bad images
 REAL_PRIOR = 5            # real defects weigh n / (n + REAL_PRIOR) against the synthetic ones
+SPREAD_FLOOR = 0.01       # family AUROCs differing less than this across settings count as this spread
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,36 @@ def _image_scores(normal: np.ndarray, defect: np.ndarray, two_sided: bool) -> tu
 
 
 def rank_key(proxy: float, cpu_ms: float) -> tuple[float, float]:
-    """How tune ranks settings (higher first): the proxy score to 4 decimals, then the cheaper."""
+    """How tune orders settings (higher first): the rank score (family_rank_scores) to 4 decimals, then the cheaper."""
     return round(proxy, 4), -cpu_ms
+
+
+def family_rank_scores(per_family: Sequence[dict[str, float]], n_real: int = 0) -> np.ndarray:
+    """The score tune ranks settings compared together by: (len(per_family),) float64.
+
+    per_family: each setting's {family: AUROC at its aggregation} (Trial.families). Per family, a
+    setting's AUROC becomes its z value across these settings, the spread floored at SPREAD_FLOOR so
+    that a family every setting finds about equally well (a crack all find) adds no noise and one
+    whose AUROC differs widely (a spot only large images see) cannot outweigh the others; the score
+    is the synthetic families' mean z, blended with the real defects' z (weight n / (n + REAL_PRIOR))
+    when known-bad images were scored."""
+    if not per_family:
+        return np.zeros(0)
+    families = list(dict.fromkeys(f for p in per_family for f in p))
+    table = np.array([[p.get(f, 0.5) for f in families] for p in per_family], dtype=np.float64)
+    z = (table - table.mean(axis=0)) / np.maximum(table.std(axis=0), SPREAD_FLOOR)
+    real = np.array([f == REAL for f in families])
+    score = z[:, ~real].mean(axis=1) if (~real).any() else np.zeros(len(per_family))
+    if real.any() and n_real:
+        weight = n_real / (n_real + REAL_PRIOR)
+        score = (1 - weight) * score + weight * z[:, real][:, 0]
+    return score
+
+
+def trial_rank_scores(trials: Sequence[Trial]) -> list[float]:
+    """family_rank_scores of trials compared together (their `.families`; real defects counted from `.scores`)."""
+    n_real = [int(np.sum(np.asarray(t.scores["families"]) == REAL)) if t.scores else 0 for t in trials]
+    return family_rank_scores([t.families for t in trials], max(n_real, default=0)).tolist()
 
 
 def _search_cost(bank: np.ndarray, exact, timed: np.ndarray, aggregation: str, threshold: float,
