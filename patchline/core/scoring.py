@@ -74,12 +74,7 @@ def aggregate(patch_scores: np.ndarray, name: str, reference: dict | None = None
     two_sided_reference). Returns (N,) float32.
     """
     if name == TWO_SIDED:
-        if reference is None:
-            raise ValueError(f"the {TWO_SIDED} statistic needs its reference from good images")
-        high, low = reference["high"], reference["low"]
-        z_high = (aggregate(patch_scores, TWO_SIDED_PARTS["high"]).astype(np.float64) - high[0]) / high[1]
-        z_low = (-aggregate(patch_scores, TWO_SIDED_PARTS["low"]).astype(np.float64) - low[0]) / low[1]
-        return np.maximum(z_high, z_low).astype(np.float32)
+        return np.maximum(*_two_sided_z(patch_scores, reference)).astype(np.float32)
     flat = patch_scores.reshape(patch_scores.shape[0], -1)
     if name == "max":
         return flat.max(axis=1)
@@ -95,12 +90,20 @@ def aggregate(patch_scores: np.ndarray, name: str, reference: dict | None = None
     return top.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
-def low_side_decides(patch_scores: np.ndarray, reference: dict) -> np.ndarray:
-    """(N,) bool: where the two-sided statistic of (N, H, W) patch scores comes from its low side (the
-    image is unusually close to the bank as a whole, not high anywhere)."""
+def _two_sided_z(patch_scores: np.ndarray, reference: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) z of topk5, (N,) z of −mean) float64 of (N, H, W) patch scores against `reference`."""
+    if reference is None:
+        raise ValueError(f"the {TWO_SIDED} statistic needs its reference from good images")
     high, low = reference["high"], reference["low"]
     z_high = (aggregate(patch_scores, TWO_SIDED_PARTS["high"]).astype(np.float64) - high[0]) / high[1]
     z_low = (-aggregate(patch_scores, TWO_SIDED_PARTS["low"]).astype(np.float64) - low[0]) / low[1]
+    return z_high, z_low
+
+
+def low_side_decides(patch_scores: np.ndarray, reference: dict) -> np.ndarray:
+    """(N,) bool: where the two-sided statistic of (N, H, W) patch scores comes from its low side (the
+    image is unusually close to the bank as a whole, not high anywhere)."""
+    z_high, z_low = _two_sided_z(patch_scores, reference)
     return z_low > z_high
 
 

@@ -1,12 +1,13 @@
 """One rung of `patchline tune`'s grid: the candidates, what a trial measured, and how the trials of
 one (backbone, image size) are built and scored from features computed once.
 
-A trial's proxy score (what it shows, and what picks its aggregation) is the best aggregation's AUROC (the one-sided ones, and the two-sided
-statistic when the grid asks for it) of held-out good images against defective copies of them: the synthetic families (`core/synthetic.SUBTLE_KINDS`) pooled, and, when the plant
-gave known-bad images (`--defects`), blended with those images' AUROC (weight n / (n + 5) for n
-real defects). Settings compared together are ranked by `family_rank_scores`: each family's AUROC
-as a z value across them, so that no single family's spread decides. Real defects are only scored:
-they never enter a bank or set a threshold.
+A trial's proxy score (what it shows, and what picks its aggregation) is the best aggregation's
+AUROC (the one-sided ones, and the two-sided statistic when the grid asks for it) of held-out good
+images against defective copies of them: the synthetic families (`core/synthetic.SUBTLE_KINDS`)
+pooled, and, when the plant gave known-bad images (`--defects`), blended with those images' AUROC
+(weight n / (n + 5) for n real defects). Settings compared together are ranked by
+`family_rank_scores`: each family's AUROC as a z value across them, so that no single family's
+spread decides. Real defects are only scored: they never enter a bank or set a threshold.
 """
 
 from __future__ import annotations
