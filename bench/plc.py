@@ -193,19 +193,27 @@ def table(rows: list[dict], rate: float, poll_ms: float) -> str:
                                "(> 1000 / rate ms) in the percentiles.")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(argv, description: str, poller: str) -> argparse.Namespace:
+    """The PLC benches' shared options (rate, triggers, camera paces, deadline, polling, the stalled
+    camera, work folder, --quick); `poller`: who polls, for --poll-ms's help."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--rate", type=float, default=20.0, help="triggers per second (default 20)")
     ap.add_argument("--triggers", type=int, default=400, help="triggers per run (default 400)")
     ap.add_argument("--fps", default="100,25", help="camera paces to run, frames/s, comma-separated (default 100,25)")
     ap.add_argument("--deadline-ms", type=float, default=200.0)
-    ap.add_argument("--poll-ms", type=float, default=1.0, help="the PLC's polling period (default 1 ms)")
+    ap.add_argument("--poll-ms", type=float, default=1.0, help=f"{poller} polling period (default 1 ms)")
     ap.add_argument("--stall-triggers", type=int, default=10, help="triggers at the stalled camera (0: none)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
     ap.add_argument("--quick", action="store_true", help="the demo's third of the cells, 40 triggers: checks the script")
     args = ap.parse_args(argv)
     if args.quick:
         args.triggers, args.stall_triggers = min(args.triggers, 40), min(args.stall_triggers, 3)
+    return args
+
+
+def bench_line(args) -> tuple[str, Path, Path, Path]:
+    """(line, banks root, folder of test cells to loop, pipeline file) of the real ELPV mono line the
+    PLC benches run, trained under args.work (which becomes the working directory)."""
     import os
 
     work = args.work = args.work.resolve()
@@ -214,13 +222,24 @@ def main(argv=None) -> int:
     line, _ = train_real_line("mono", work, quick=args.quick)
     banks = banks_for(work, CONFIGURED, args.quick)
     cells = spread(test_cells(work, "mono", args.quick), 260, work)
-    pipeline = line_pipeline(CONFIGURED, None, line, work)
-    rows = [measure(pipeline, cells, line, banks, float(f), args, args.deadline_ms, args.triggers)
-            for f in args.fps.split(",") if f]
+    return line, banks, cells, line_pipeline(CONFIGURED, None, line, work)
+
+
+def run_paces(measure_one, args) -> list[dict]:
+    """measure_one(fps, deadline_ms, triggers) → one row, at each --fps pace, then (unless
+    --stall-triggers 0) at the stalled camera: a frame every 2 s, a 50 ms deadline, one trigger a second."""
+    rows = [measure_one(float(f), args.deadline_ms, args.triggers) for f in args.fps.split(",") if f]
     if args.stall_triggers:
         saved, args.rate = args.rate, 1.0  # one trigger a second: each one waits for its answer
-        rows.append(measure(pipeline, cells, line, banks, 0.5, args, 50.0, args.stall_triggers))
+        rows.append(measure_one(0.5, 50.0, args.stall_triggers))
         args.rate = saved
+    return rows
+
+
+def main(argv=None) -> int:
+    args = bench_arguments(argv, __doc__.splitlines()[0], "the PLC's")
+    line, banks, cells, pipeline = bench_line(args)
+    rows = run_paces(lambda fps, deadline, n: measure(pipeline, cells, line, banks, fps, args, deadline, n), args)
     print(f"bench.plc on {machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test cells looped\n")
     print(table(rows, args.rate, args.poll_ms))
     print("\nThe last row (if any) is the stalled camera: a frame every 2 s, a 50 ms deadline, one trigger a second.")

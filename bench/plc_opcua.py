@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import (CONFIGURED, banks_for, line_pipeline, machine, spread, test_cells,  # noqa: E402
-                            train_real_line)
-from bench.plc import Station, percentiles  # noqa: E402  (the station process and p50 / p99 / max, as Modbus)
+from bench.pipeline import machine  # noqa: E402
+from bench.plc import (Station, bench_arguments, bench_line, percentiles,  # noqa: E402  (shared with the Modbus
+                       run_paces)                                          # bench: station, options, line, paces)
 
 
 def table(rows: list[dict], rate: float, poll_ms: float) -> str:
@@ -138,36 +138,10 @@ class OpcUaPlc:
 
 
 def main(argv=None) -> int:
-    import argparse
-    import os
-    import tempfile
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=20.0, help="triggers per second (default 20)")
-    ap.add_argument("--triggers", type=int, default=400, help="triggers per run (default 400)")
-    ap.add_argument("--fps", default="100,25", help="camera paces to run, frames/s, comma-separated (default 100,25)")
-    ap.add_argument("--deadline-ms", type=float, default=200.0)
-    ap.add_argument("--poll-ms", type=float, default=1.0, help="the client's polling period (default 1 ms)")
-    ap.add_argument("--stall-triggers", type=int, default=10, help="triggers at the stalled camera (0: none)")
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "patchline-bench")
-    ap.add_argument("--quick", action="store_true", help="the demo's third of the cells, 40 triggers: checks the script")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.triggers, args.stall_triggers = min(args.triggers, 40), min(args.stall_triggers, 3)
-    work = args.work = args.work.resolve()
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    os.chdir(work)  # model paths in pipeline files are relative to the working directory
-    line, _ = train_real_line("mono", work, quick=args.quick)
-    banks = banks_for(work, CONFIGURED, args.quick)
-    cells = spread(test_cells(work, "mono", args.quick), 260, work)
-    pipeline = line_pipeline(CONFIGURED, None, line, work)
+    args = bench_arguments(argv, __doc__.splitlines()[0], "the client's")
+    line, banks, cells, pipeline = bench_line(args)
     bench = OpcUaPlc(args)
-    rows = [bench.measure(pipeline, cells, line, banks, float(f), args.deadline_ms, args.triggers)
-            for f in args.fps.split(",") if f]
-    if args.stall_triggers:
-        saved, args.rate = args.rate, 1.0  # one trigger a second: each one waits for its answer
-        rows.append(bench.measure(pipeline, cells, line, banks, 0.5, 50.0, args.stall_triggers))
-        args.rate = saved
+    rows = run_paces(lambda fps, deadline, n: bench.measure(pipeline, cells, line, banks, fps, deadline, n), args)
     print(f"bench.plc_opcua on {machine()}; line {line} ({pipeline.name}), {len(list(cells.iterdir()))} test "
           "cells looped; the client is an asyncua Client writing Trigger and reading ResultReady / Results\n")
     print(table(rows, args.rate, args.poll_ms))
