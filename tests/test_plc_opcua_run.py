@@ -43,10 +43,18 @@ class Scada:
         self.client, self.ns, self.camera = client, ns, camera
 
     @classmethod
-    async def connect(cls, port: int, timeout: float = 120.0) -> "Scada":
+    async def connect(cls, port: int, timeout: float = 120.0, secure: dict | None = None) -> "Scada":
+        """secure: {"cert", "key", "server", "user", "password"} for a signed and encrypted session as a user."""
         deadline = time.monotonic() + timeout
         while True:
             client = Client(f"opc.tcp://127.0.0.1:{port}", timeout=10)
+            if secure:
+                from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+
+                await client.set_security(SecurityPolicyBasic256Sha256, str(secure["cert"]), str(secure["key"]),
+                                          server_certificate=str(secure["server"]))
+                client.set_user(secure["user"])
+                client.set_password(secure["password"])
             try:
                 await client.connect()
                 return cls(client, await client.get_namespace_index(NAMESPACE_URI))
@@ -126,15 +134,29 @@ def test_the_run_answers_ok_and_ng_frames_switches_recipes_and_keeps_going_for_a
         asyncio.run(scenario())
 
 
-def test_the_command_line_serves_opcua(line, tmp_path):
+@pytest.mark.parametrize("secure", [False, True], ids=["anonymous", "certificate-and-users"])
+def test_the_command_line_serves_opcua(line, tmp_path, secure):
     port = free_port()
+    options, login = [], None
+    if secure:  # the station's certificate from `patchline opcua-cert`, a user file, the client's own certificate
+        from patchline.dashboard.auth import add_user
+        from patchline.plc.opcua_security import make_certificate
+
+        subprocess.run(patchline("opcua-cert", "--out", str(tmp_path / "station"), "--host", "127.0.0.1"), check=True,
+                       capture_output=True, timeout=120)
+        add_user(tmp_path / "users", "plc1", "line-3-plc-pass")
+        server_cert, server_key = tmp_path / "station" / "server-cert.der", tmp_path / "station" / "server-key.pem"
+        options = ["--opcua-cert", str(server_cert), "--opcua-key", str(server_key), "--opcua-users",
+                   str(tmp_path / "users")]
+        cert, key = make_certificate(tmp_path / "client", "127.0.0.1")
+        login = {"cert": cert, "key": key, "server": server_cert, "user": "plc1", "password": "line-3-plc-pass"}
     proc = subprocess.Popen(patchline("run", str(SHIPPED), "--source", str(line.frames), "--loop", "--fps", "25",
                                       "--camera", "cam", "--line", LINE, "--triggered", "--deadline-ms", "2000",
-                                      "--opcua", f"opc.tcp://127.0.0.1:{port}"),
+                                      "--opcua", f"opc.tcp://127.0.0.1:{port}", *options),
                             cwd=line.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     async def scenario():
-        scada = await Scada.connect(port)
+        scada = await Scada.connect(port, secure=login)
         try:
             values = await scada.inspect()
             assert values["ResultText"] in ("OK", "NG") and values["ResultLine"] == LINE

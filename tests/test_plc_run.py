@@ -83,6 +83,10 @@ def test_the_cli_station_answers_modbus_and_mqtt_triggers_and_switches_recipes(l
     (["--recipe", "1=brick", "--recipe", "1=brick"], "--recipe 1 is given twice"),
     (["--deadline-ms", "0"], "--deadline-ms"),
     (["--recipe", "1=no-such-line"], "no-such-line"),
+    (["--opcua-cert", str(REPO / "README.md")], "need --opcua opc.tcp://HOST:PORT"),
+    (["--opcua", "opc.tcp://127.0.0.1:4999", "--opcua-users", str(REPO / "README.md")], "needs --opcua-cert"),
+    (["--opcua", "opc.tcp://127.0.0.1:4999", "--opcua-cert", str(REPO / "README.md"), "--opcua-key",
+      str(REPO / "README.md")], "is not an X.509 certificate"),
 ])
 def test_bad_station_options_end_in_one_sentence(line, args, words):
     done = subprocess.run(patchline("run", str(SHIPPED), "--source", str(line.frames), "--line", LINE, *args),

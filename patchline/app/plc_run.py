@@ -80,7 +80,7 @@ class PlcSink(Sink):
                 from patchline.plc.opcua import OpcUaServer
 
                 host, port = self.options.opcua
-                self.servers.append(OpcUaServer(self.station, host, port).start())
+                self.servers.append(OpcUaServer(self.station, host, port, self.options.opcua_security).start())
             if self.broker is not None:
                 from patchline.app.plc_requests import MqttRequests
 

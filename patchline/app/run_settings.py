@@ -40,12 +40,14 @@ class PlcOptions:
     (station: triggered or free-running cameras, deadline, heartbeat, recipes) and where
     (modbus: (host, port) of the Modbus TCP server; host "" listens on every interface; opcua: (host,
     port) of the OPC UA server, opc.tcp://host:port; trigger_folder: a new file in <it>/<camera>/ is a
-    trigger, patchline/app/plc_folder.py)."""
+    trigger, patchline/app/plc_folder.py; opcua_security: the OPC UA server's certificate, users and
+    trusted clients)."""
 
     station: StationConfig = StationConfig()
     modbus: tuple[str, int] | None = None
     opcua: tuple[str, int] | None = None
     trigger_folder: Path | None = None
+    opcua_security: object | None = None  # plc/opcua_security.OpcUaSecurity, checked; None: anonymous, plain
 
     def triggers_from(self, mqtt: bool) -> list[str]:
         """The ways a trigger can reach this run (a triggered run needs at least one)."""

@@ -24,6 +24,7 @@ from patchline.app.resolve import check_folder
 from patchline.cli.banks import add_bank_commands
 from patchline.cli.capture import add_capture_command
 from patchline.cli.dashboard import add_dashboard_command
+from patchline.cli.plc import add_opcua_cert_command
 from patchline.cli.running import add_running_commands
 from patchline.cli.training import add_training_commands
 from patchline.cli.tune import add_tune_command
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_command(sub)
     add_dashboard_command(sub)
     add_capture_command(sub)
+    add_opcua_cert_command(sub)
     return parser
 
 

@@ -88,8 +88,13 @@ class BasicAuth:
             user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
+        return self.checks(user, password)
+
+    def checks(self, user: str, password: str) -> bool:
+        """True when `user` is in the file and `password` is that user's (a matched pair is remembered,
+        as the password's SHA-256, so that repeated logins do not each pay for PBKDF2)."""
         known = self.users.get(user)
-        if known is None:
+        if known is None or len(password) > 1024:
             return False
         remembered = (user, hashlib.sha256(password.encode()).digest())
         if remembered in self._checked:

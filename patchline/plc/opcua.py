@@ -7,8 +7,10 @@ loop, which writes the changed variables (newest state wins; the result before R
 subscriptions see each change at their publishing interval. A client's write to a camera's node is
 checked here before asyncua sees it: a write to a read-only variable, of the wrong type, or out of
 range is refused with a Bad status code and counted on the station (`RefusedWrites`), never applied.
-Every client is an anonymous plain user (no remote admin): the standard nodes keep their access levels.
-At most MAX_CLIENTS connections and MAX_MESSAGE_BYTES a message.
+Every client is a plain user (no remote admin): the standard nodes keep their access levels. Who may
+connect, and over what channel, is opcua_security.py's (anonymous on a plain channel unless the run
+gives a certificate, users or trusted clients). At most MAX_CLIENTS connections and MAX_MESSAGE_BYTES
+a message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from asyncua.server.address_space import AttributeService
 
 from patchline.errors import PatchlineError
 from patchline.plc.opcua_nodes import COMMANDS, NAMESPACE_URI, WRITABLE, command_value, node_id, values_of
+from patchline.plc.opcua_security import OpcUaSecurity
 from patchline.plc.state import CameraState
 from patchline.plc.station import Station
 
@@ -54,8 +57,10 @@ class OpcUaServer:
     """The station's OPC UA server at opc.tcp://host:port; `start()` listens (PatchlineError when it
     cannot), `close()` stops it. `namespace` is the index of NAMESPACE_URI once started."""
 
-    def __init__(self, station: Station, host: str = "0.0.0.0", port: int = 4840):
+    def __init__(self, station: Station, host: str = "0.0.0.0", port: int = 4840,
+                 security: OpcUaSecurity | None = None):
         self.station, self.host, self.port = station, host, port
+        self.security = (security or OpcUaSecurity()).check()
         self.cameras = station.cameras
         self.url = f"opc.tcp://{host}:{port}"
         self.namespace = 0
@@ -114,12 +119,11 @@ class OpcUaServer:
 
     async def _main(self, ready: threading.Event, failure: list) -> None:
         self._stopped = asyncio.Event()
-        server = Server()
+        server = Server(user_manager=self.security.user_manager())
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name("patchline inspection station")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-        server.set_identity_tokens([ua.AnonymousIdentityToken])
+        await self.security.apply(server)
         server.allow_remote_admin(False)
         server.iserver.max_connections = MAX_CLIENTS
         server.limits = TransportLimits(max_recv_buffer=65535, max_send_buffer=65535,
