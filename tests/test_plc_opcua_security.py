@@ -136,3 +136,18 @@ def test_the_opcua_cert_command_writes_a_certificate_the_server_takes_and_a_priv
     bad = subprocess.run([sys.executable, "-m", "patchline.cli", "opcua-cert", "--out", str(tmp_path / "x"),
                           "--host", "bad host/name"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "is not a host name or address" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_after_a_wrong_password_the_next_try_within_a_second_is_refused_unchecked(keys):
+    from patchline.dashboard.auth import BasicAuth, load_auth_file
+    from patchline.plc.opcua_security import FileUsers
+
+    now = [100.0]
+    users = FileUsers(BasicAuth(load_auth_file(keys["root"] / "users")), clock=lambda: now[0])
+    assert users.get_user(None, "plc1", PASSWORD) is not None
+    assert users.get_user(None, "plc1", "guess-1") is None
+    now[0] += 0.5
+    assert users.get_user(None, "plc1", PASSWORD) is None, "within a second of a wrong password: not even checked"
+    now[0] += 0.6
+    assert users.get_user(None, "plc1", PASSWORD) is not None
+    assert users.get_user(None, "nobody", "x") is None and users.get_user(None, "nobody", "y") is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,20 +131,34 @@ class OpcUaSecurity:
 
 
 class FileUsers:
-    """asyncua user manager: a user of the users file with its password, as a plain user (never admin)."""
+    """asyncua user manager: a user of the users file with its password, as a plain user (never admin).
 
-    def __init__(self, auth):
-        self.auth = auth
+    asyncua asks on the server's loop, and a password check costs PBKDF2 (~0.1 s), so after a wrong
+    password a user's next attempt within RETRY_S is refused unchecked: guessing cannot stall the
+    server for the clients it serves."""
+
+    RETRY_S = 1.0
+
+    def __init__(self, auth, clock=time.monotonic):
+        self.auth, self.clock = auth, clock
+        self._failed: dict[str, float] = {}  # user → when its last wrong password came
 
     def get_user(self, iserver, username=None, password=None, certificate=None):
         from asyncua.crypto.permission_rules import User, UserRole
 
         if not isinstance(username, str) or password is None:
             return None
+        user, now = username[:64], self.clock()
+        if now - self._failed.get(user, -1e9) < self.RETRY_S:
+            log.warning("OPC UA login refused for user %r: retried within %g s of a wrong password", user,
+                        self.RETRY_S)
+            return None
         text = password.decode("utf-8", "replace") if isinstance(password, bytes) else str(password)
-        if self.auth.checks(username[:64], text):
-            return User(role=UserRole.User, name=username)
-        log.warning("OPC UA login refused for user %r (unknown user or wrong password)", username[:64])
+        if self.auth.checks(user, text):
+            return User(role=UserRole.User, name=user)
+        if user in self.auth.users and len(self._failed) < 10_000:
+            self._failed[user] = now
+        log.warning("OPC UA login refused for user %r (unknown user or wrong password)", user)
         return None
 
 
