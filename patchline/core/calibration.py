@@ -18,7 +18,7 @@ import numpy as np
 from patchline.core.anomaly_map import anomaly_map
 from patchline.core.intervals import images_needed, upper_bound
 from patchline.core.metrics import auroc
-from patchline.core.scoring import AGGREGATIONS, TWO_SIDED, aggregate, aggregate_all, is_defect, two_sided_reference
+from patchline.core.scoring import AGGREGATIONS, TWO_SIDED, aggregate, is_defect, normal_and_defect_scores
 from patchline.core.synthetic import KINDS, make_defect
 from patchline.errors import PatchlineError
 
@@ -101,12 +101,8 @@ def calibrate(
     score_reference (the two-sided statistic's, else None), threshold, pixel_threshold,
     aggregation_choice, threshold_policy, normal_scores.
     """
-    normal = aggregate_all(normal_patch_scores)
-    defect = aggregate_all(defect_patch_scores)
-    reference = two_sided_reference(normal_patch_scores) if aggregation == TWO_SIDED else None
-    if reference is not None:
-        normal[TWO_SIDED] = aggregate(normal_patch_scores, TWO_SIDED, reference)
-        defect[TWO_SIDED] = aggregate(defect_patch_scores, TWO_SIDED, reference)
+    normal, defect, reference = normal_and_defect_scores(normal_patch_scores, defect_patch_scores,
+                                                         aggregation == TWO_SIDED)
     labels = np.r_[np.zeros(len(normal_patch_scores)), np.ones(len(defect_patch_scores))]
     separation = {name: auroc(labels, np.r_[normal[name], defect[name]]) for name in defect}
     if aggregation == "auto":

@@ -112,6 +112,20 @@ def aggregate_all(patch_scores: np.ndarray, names=AGGREGATIONS) -> dict[str, np.
     return {name: aggregate(patch_scores, name) for name in names}
 
 
+def normal_and_defect_scores(normal: np.ndarray, defect: np.ndarray,
+                              two_sided: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict | None]:
+    """Image scores of good images and of defective ones from their (n, h, w) and (m, h, w) patch scores:
+    ({aggregation: (n,)}, {aggregation: (m,)}, reference): every one-sided aggregation, and with
+    `two_sided` also the two-sided statistic (last), its reference taken from the good images' scores
+    (None without it)."""
+    normal_scores, defect_scores = aggregate_all(normal), aggregate_all(defect)
+    reference = two_sided_reference(normal) if two_sided else None
+    if reference is not None:
+        normal_scores[TWO_SIDED] = aggregate(normal, TWO_SIDED, reference)
+        defect_scores[TWO_SIDED] = aggregate(defect, TWO_SIDED, reference)
+    return normal_scores, defect_scores, reference
+
+
 def is_defect(image_scores, threshold: float) -> np.ndarray:
     """The one score-vs-threshold rule: (N,) image scores → (N,) bool, True where score > threshold."""
     return np.asarray(image_scores) > threshold

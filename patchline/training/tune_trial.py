@@ -22,7 +22,7 @@ from patchline.core.coreset import RandomProjection, select_from_projection
 from patchline.core.embed import embed
 from patchline.core.metrics import auroc
 from patchline.core.pruned_search import PrunedPatchSearch, build_hnsw
-from patchline.core.scoring import TWO_SIDED, aggregate, aggregate_all, two_sided_reference
+from patchline.core.scoring import normal_and_defect_scores
 from patchline.core.search import NearestPatchSearch
 from patchline.extractors.embeddings import iter_features
 from patchline.settings import SEARCH_AUTO_WORK, LineSettings
@@ -168,17 +168,6 @@ def proxy_score(normal: dict[str, np.ndarray], defect: dict[str, np.ndarray],
     return best, score, per_family
 
 
-def _image_scores(normal: np.ndarray, defect: np.ndarray, two_sided: bool) -> tuple[dict, dict]:
-    """({aggregation: (n,)}, {aggregation: (m,)}) image scores of (n, h, w) normal and (m, h, w) defect
-    patch scores: every one-sided aggregation, and the two-sided statistic (last) when asked for."""
-    normal_scores, defect_scores = aggregate_all(normal), aggregate_all(defect)
-    if two_sided:
-        reference = two_sided_reference(normal)
-        normal_scores[TWO_SIDED] = aggregate(normal, TWO_SIDED, reference)
-        defect_scores[TWO_SIDED] = aggregate(defect, TWO_SIDED, reference)
-    return normal_scores, defect_scores
-
-
 def rank_key(proxy: float, cpu_ms: float) -> tuple[float, float]:
     """How tune orders settings (higher first): the rank score (family_rank_scores) to 4 decimals, then the cheaper."""
     return round(proxy, 4), -cpu_ms
@@ -246,8 +235,8 @@ def try_layer_sets(candidates: Sequence[Candidate], proxy: ProxySet, base: LineS
             chosen = np.sort(select_from_projection(projected, candidate.coreset_ratio, base.seed))
             bank = np.ascontiguousarray(flat[chosen])
             exact = NearestPatchSearch(bank)
-            normal, defect = _image_scores(exact.patch_scores(normal_emb), exact.patch_scores(defect_emb),
-                                           proxy.two_sided)
+            normal, defect, _ = normal_and_defect_scores(exact.patch_scores(normal_emb),
+                                                         exact.patch_scores(defect_emb), proxy.two_sided)
             aggregation, score, families = proxy_score(normal, defect, proxy.families)
             threshold = float(np.quantile(normal[aggregation], 1.0 - base.false_alarm_rate, method="higher"))
             full_patches = int(round(bank.shape[0] * proxy.full_bank_images / n_bank))
