@@ -199,7 +199,7 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     setting is good (training/tune.no_good_setting), or else when good images cannot settle the choice
     (training/tune_confidence.uncertain_choice), the sentence is printed last and recorded."""
     from patchline.training.tune import choose, no_good_setting, last_rung_fitting
-    from patchline.training.tune_trial import trial_rank_scores
+    from patchline.training.tune_trial import trial_ranks
     from patchline.training.tune_confidence import best_shares, uncertain_choice
 
     if budget_fps is not None and not budget_fps > 0:
@@ -211,7 +211,7 @@ def run_tune(base: LineSettings, images: TuneImages, out: Path, grid: TuneGrid,
     warning = no_good_setting(chosen, grid.sizes)
     among = last_rung_fitting(trials, budget_fps, cores)
     shares = dict(zip(map(id, among), best_shares(among)))
-    ranks = dict(zip(map(id, among), trial_rank_scores(among)))
+    ranks = trial_ranks(among)
     uncertain = None if warning else uncertain_choice(among, shares, chosen)
     print(trial_table(trials, chosen, cores, budget_fps, shares, ranks))
     write_tuned_config(out, base, trials, TuneOutcome(chosen, shares, ranks, warning, uncertain), images, cores,

@@ -25,7 +25,7 @@ from patchline.errors import PatchlineError
 from patchline.extractors.embeddings import ImageItem, as_image
 from patchline.settings import LineSettings
 from patchline.training.tune_trial import (REAL, Candidate, ProxySet, Trial, candidate_grid, embed_features,
-                                           extract_features, rank_key, trial_rank_scores, try_layer_sets)
+                                           best_first, extract_features, try_layer_sets)
 
 __all__ = ["Candidate", "Trial", "candidate_grid", "embed_features", "extract_features", "split_for_proxy",
            "proxy_defects", "Halving", "TuneHooks", "tune_line", "choose", "last_rung_fitting", "no_good_setting"]
@@ -112,7 +112,7 @@ def _rung(candidates, cache: FeatureCache, index: dict, base, model_ms_for, on_b
     for key in groups:
         proxy = ProxySet(cache.get(key, index["bank"]), cache.get(key, index["normal"]),
                          cache.get(key, index["defect"]), index["families"], index["full_bank"],
-                         index.get("two_sided", False))
+                         index["two_sided"])
         for trial in try_layer_sets(members[key], proxy, base, on_bank, rung):
             models = model_ms_for(trial.candidate)
             trial.cost_ms = {"preprocess": cache.prep_ms[key], "layer2": models["layer2"],
@@ -185,9 +185,7 @@ def tune_line(base: LineSettings, items: Sequence[ImageItem], candidates: Sequen
     say(f"tune rung 1: all {len(candidates)} settings on {len(sample['bank'])} bank images and "
         f"{len(sample['normal'])} scored good images")
     first = _rung(candidates, cache, sample, base, model_ms_for, on_bank, 1, say)
-    fitting = [t for t in first if fits is None or fits(t)]
-    rank = dict(zip(map(id, fitting), trial_rank_scores(fitting)))
-    ranked = sorted(fitting, key=lambda t: rank_key(rank[id(t)], t.cpu_ms), reverse=True)
+    ranked = best_first([t for t in first if fits is None or fits(t)])
     promoted = [t.candidate for t in (ranked if keep is None else ranked[:keep])] or [first[0].candidate]
     cache.keep_only({(c.backbone, c.imagesize, c.resize) for c in promoted})
     say(f"tune rung 2: the best {len(promoted)} on all {len(full['bank'])} bank images and "
@@ -210,8 +208,7 @@ def choose(trials: Sequence[Trial], budget_fps: float | None, cores: int) -> Tri
         fastest = max(trials, key=lambda t: t.frames_per_second(cores))
         raise PatchlineError(f"no setting tried reaches {budget_fps:.0f} frames/s on {cores} cores; the fastest, "
                              f"{fastest.candidate.label()}, reaches about {fastest.frames_per_second(cores):.0f}.")
-    rank = dict(zip(map(id, fitting), trial_rank_scores(fitting)))
-    return max(fitting, key=lambda t: rank_key(rank[id(t)], t.cpu_ms))
+    return best_first(fitting)[0]
 
 
 def no_good_setting(chosen: Trial, sizes: Sequence[int]) -> str | None:

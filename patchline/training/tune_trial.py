@@ -195,10 +195,18 @@ def family_rank_scores(per_family: Sequence[dict[str, float]], n_real: int = 0) 
     return score
 
 
-def trial_rank_scores(trials: Sequence[Trial]) -> list[float]:
-    """family_rank_scores of trials compared together (their `.families`; real defects counted from `.scores`)."""
+def trial_ranks(trials: Sequence[Trial]) -> dict[int, float]:
+    """{id(trial): family_rank_scores} of trials compared together (their `.families`; real defects
+    counted from `.scores`)."""
     n_real = [int(np.sum(np.asarray(t.scores["families"]) == REAL)) if t.scores else 0 for t in trials]
-    return family_rank_scores([t.families for t in trials], max(n_real, default=0)).tolist()
+    scores = family_rank_scores([t.families for t in trials], max(n_real, default=0))
+    return {id(t): float(s) for t, s in zip(trials, scores)}
+
+
+def best_first(trials: Sequence[Trial]) -> list[Trial]:
+    """Trials compared together, in the order tune ranks them (rank_key on trial_ranks; ties keep their order)."""
+    rank = trial_ranks(trials)
+    return sorted(trials, key=lambda t: rank_key(rank[id(t)], t.cpu_ms), reverse=True)
 
 
 def _search_cost(bank: np.ndarray, exact, timed: np.ndarray, aggregation: str, threshold: float,
